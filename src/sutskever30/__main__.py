@@ -1,0 +1,3 @@
+from sutskever30.cli import main
+
+raise SystemExit(main())

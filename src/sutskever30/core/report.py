@@ -1,0 +1,196 @@
+"""``s30 report``: a static HTML page and the README results tables, built from results/.
+
+Everything shown comes from the committed ``results/<slug>/<experiment>/results.json`` files;
+nothing is typed by hand. The README's table (and each paper README's) is rewritten between
+``<!-- results:start -->`` and ``<!-- results:end -->``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from sutskever30.core.checkpoint import atomic_write_text
+from sutskever30.core.errors import S30Error
+from sutskever30.core.registry import SLUGS, get_paper
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+PAPERS_DIR = Path(__file__).resolve().parent.parent / "papers"
+
+
+def load_results(results_dir: Path) -> list[dict[str, Any]]:
+    """Every readable results.json under ``results_dir``, in reading-list order."""
+    found = []
+    for path in sorted(results_dir.glob("*/*/results.json")):
+        try:
+            res = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        res["_dir"] = path.parent
+        found.append(res)
+    order = {slug: i for i, slug in enumerate(SLUGS)}
+    return sorted(found, key=lambda r: (order.get(r["paper"], len(order)), r["experiment"]))
+
+
+def fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        shown = ", ".join(fmt(v) for v in value[:4])
+        return f"[{shown}{', …' if len(value) > 4 else ''}]"
+    return str(value)
+
+
+def measured_text(measured: dict[str, Any]) -> str:
+    return "; ".join(f"{k} = {fmt(v)}" for k, v in measured.items())
+
+
+def verdict(claim: dict[str, Any]) -> str:
+    if not claim.get("asserted", True):
+        return "reported"
+    return "holds" if claim["holds"] else "does not hold"
+
+
+def markdown_table(results: list[dict[str, Any]], *, with_paper: bool = True) -> str:
+    head = "| paper | experiment | claim | paper's number | ours | verdict | runtime |"
+    rule = "|---|---|---|---|---|---|---|"
+    if not with_paper:
+        head = "| experiment | claim | paper's number | ours | verdict | runtime |"
+        rule = "|---|---|---|---|---|---|"
+    rows = [head, rule]
+    for res in results:
+        for c in res["claims"]:
+            cells = [
+                res["experiment"],
+                c["statement"],
+                c["paper"],
+                measured_text(c["measured"]),
+                f"**{verdict(c)}**" if verdict(c) == "does not hold" else verdict(c),
+                f"{res['runtime_s'] / 60:.1f} min",
+            ]
+            if with_paper:
+                cells.insert(0, f"`{res['paper']}`")
+            rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    if len(rows) == 2:
+        rows.append("| " + " | ".join(["-"] * (rule.count("|") - 1)) + " |")
+    return "\n".join(rows)
+
+
+def rewrite_between_markers(path: Path, body: str) -> bool:
+    """Replace the text between the results markers of ``path``; False if it has none."""
+    if not path.exists():
+        return False
+    text = path.read_text()
+    if START not in text or END not in text:
+        return False
+    before, rest = text.split(START, 1)
+    _, after = rest.split(END, 1)
+    atomic_write_text(path, f"{before}{START}\n{body}\n{END}{after}")
+    return True
+
+
+def _claim_rows(res: dict[str, Any]) -> str:
+    rows = []
+    for c in res["claims"]:
+        cls = {"holds": "ok", "does not hold": "bad", "reported": "info"}[verdict(c)]
+        rows.append(
+            "<tr>"
+            f"<td>{html.escape(c['statement'])}</td>"
+            f"<td>{html.escape(c['paper'])}</td>"
+            f"<td class='num'>{html.escape(measured_text(c['measured']))}</td>"
+            f"<td class='{cls}'>{verdict(c)}</td>"
+            "</tr>"
+        )
+    return "\n".join(rows)
+
+
+def _page(results: list[dict[str, Any]], plots_dir: Path, out: Path) -> str:
+    sections = []
+    by_paper: dict[str, list[dict[str, Any]]] = {}
+    for res in results:
+        by_paper.setdefault(res["paper"], []).append(res)
+    for slug, items in by_paper.items():
+        try:
+            paper = get_paper(slug)
+            title = f"{paper.title} ({paper.authors}, {paper.year})"
+        except S30Error:
+            title = slug
+        parts = [f"<section id='{slug}'><h2><code>{slug}</code> {html.escape(title)}</h2>"]
+        for res in items:
+            asserted = [c for c in res["claims"] if c.get("asserted", True)]
+            held = sum(c["holds"] for c in asserted)
+            parts.append(
+                f"<h3>{html.escape(res['experiment'])} <span class='meta'>preset "
+                f"{res['preset']} · {held}/{len(asserted)} claims hold · "
+                f"{res['runtime_s'] / 60:.1f} min on {res['env']['device']} "
+                f"({res['env'].get('threads', '?')} threads) · commit "
+                f"{html.escape(str(res['env'].get('commit')))}</span></h3>"
+            )
+            parts.append(
+                "<table><tr><th>claim</th><th>paper</th><th>ours (measured)</th>"
+                f"<th>verdict</th></tr>{_claim_rows(res)}</table>"
+            )
+            for note in res.get("notes", []):
+                parts.append(f"<p class='note'>{html.escape(note)}</p>")
+            figs = []
+            for name in res.get("plots", []):
+                src = res["_dir"] / name
+                if not src.exists():
+                    continue
+                dest = plots_dir / slug / res["experiment"] / name
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dest)
+                rel = dest.relative_to(out).as_posix()
+                figs.append(f"<figure><img src='{rel}' alt='{html.escape(name)}'></figure>")
+            if figs:
+                parts.append("<div class='plots'>" + "".join(figs) + "</div>")
+        parts.append("</section>")
+        sections.append("\n".join(parts))
+    nav = " · ".join(f"<a href='#{slug}'>{slug}</a>" for slug in by_paper)
+    body = "\n".join(sections) or "<p>No results yet: run <code>s30 run all</code>.</p>"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>sutskever30 report</title>
+<style>
+body {{ font: 15px/1.5 system-ui, sans-serif; max-width: 1100px; margin: 2em auto;
+       padding: 0 1em; color: #222; }}
+h1 {{ margin-bottom: 0; }} h2 {{ border-bottom: 1px solid #ddd; margin-top: 2em; }}
+.meta {{ font-weight: normal; font-size: 0.8em; color: #666; }}
+table {{ border-collapse: collapse; width: 100%; margin: 0.5em 0; font-size: 0.9em; }}
+th, td {{ border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }}
+th {{ background: #f4f4f4; }} td.num {{ font-family: ui-monospace, monospace; font-size: 0.85em; }}
+td.ok {{ background: #e3f6e3; }} td.bad {{ background: #fbe0e0; }} td.info {{ color: #666; }}
+.plots {{ display: flex; flex-wrap: wrap; gap: 8px; }}
+.plots img {{ max-width: 520px; width: 100%; border: 1px solid #eee; }}
+.note {{ color: #555; font-size: 0.9em; }}
+</style></head>
+<body>
+<h1>sutskever30</h1>
+<p>Each claim of each paper, measured by code at the quick preset; the paper's number beside
+ours. Verdicts are computed from the numbers shown.</p>
+<nav>{nav}</nav>
+{body}
+</body></html>
+"""
+
+
+def build_report(results_dir: Path, out: Path, readme: Path | None) -> Path:
+    """Write ``out/index.html`` and refresh the README tables; return the page's path."""
+    results = load_results(results_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plots_dir = out / "plots"
+    if plots_dir.exists():
+        shutil.rmtree(plots_dir)
+    page = out / "index.html"
+    atomic_write_text(page, _page(results, plots_dir, out))
+    if readme is not None:
+        rewrite_between_markers(readme, markdown_table(results))
+    for slug in {r["paper"] for r in results}:
+        own = [r for r in results if r["paper"] == slug]
+        rewrite_between_markers(PAPERS_DIR / slug / "README.md", markdown_table(own, with_paper=False))
+    return page

@@ -1,0 +1,119 @@
+"""CIFAR-10 (Krizhevsky 2009): 50,000 training and 10,000 test 32×32 colour images.
+
+Reads either the official python archive ``cifar-10-python.tar.gz`` (pickled batches,
+straight from the tar file, or its extracted ``cifar-10-batches-py/`` folder) or an
+image-folder tree ``cifar10-images/{train,test}/<class>/*.jpg``. Either is decoded once into
+``<cache>/cifar10-<source>-<split>.npz``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from sutskever30.core.errors import DataCorruptError
+from sutskever30.data.cache import cached_arrays
+from sutskever30.data.registry import Dataset, register
+
+CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+ARCHIVE = "cifar-10-python.tar.gz"
+ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
+TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_BATCHES = ("test_batch",)
+
+
+def _locate(root: Path) -> Path | None:
+    for path in (root / ARCHIVE, root / "cifar-10-batches-py", root / "cifar10-images"):
+        if path.exists():
+            return path
+    return None
+
+
+CIFAR10 = register(
+    Dataset(
+        name="cifar10",
+        description="CIFAR-10, 50k train / 10k test 32x32 images, 10 classes",
+        url=f"https://www.cs.toronto.edu/~kriz/{ARCHIVE}",
+        filename=ARCHIVE,
+        md5=ARCHIVE_MD5,
+        locate=_locate,
+    )
+)
+
+
+def _unpickle_batches(read, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    xs, ys = [], []
+    for name in names:
+        try:
+            batch = pickle.loads(read(name), encoding="bytes")
+            data, labels = batch[b"data"], batch[b"labels"]
+        except (pickle.UnpicklingError, KeyError, EOFError, TypeError) as err:
+            raise DataCorruptError(f"CIFAR-10 batch {name} is not in the official format: {err}")
+        xs.append(np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+        ys.append(np.asarray(labels, dtype=np.int64))
+    return {"x": np.ascontiguousarray(np.concatenate(xs)), "y": np.concatenate(ys)}
+
+
+def read_archive(path: Path, split: str) -> dict[str, np.ndarray]:
+    """Decode the official archive (``.tar.gz`` or extracted folder) into uint8 (N,32,32,3)."""
+    names = TRAIN_BATCHES if split == "train" else TEST_BATCHES
+    if path.is_dir():
+        return _unpickle_batches(lambda n: (path / n).read_bytes(), names)
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
+
+            def read(name: str) -> bytes:
+                if name not in members:
+                    raise DataCorruptError(f"{path} has no member {name}")
+                return tar.extractfile(members[name]).read()
+
+            return _unpickle_batches(read, names)
+    except (tarfile.TarError, OSError, EOFError) as err:
+        raise DataCorruptError(f"cannot read {path}: {err}") from None
+
+
+def read_image_folder(root: Path, split: str) -> dict[str, np.ndarray]:
+    """Decode ``root/<split>/<class>/*`` images, classes in the official label order."""
+    xs, ys = [], []
+    for label, name in enumerate(CLASSES):
+        folder = root / split / name
+        if not folder.is_dir():
+            raise DataCorruptError(f"{folder} missing: expected one folder per CIFAR-10 class")
+        for file in sorted(folder.iterdir()):
+            with Image.open(file) as img:
+                xs.append(np.asarray(img.convert("RGB"), dtype=np.uint8))
+            ys.append(label)
+    x = np.stack(xs)
+    if x.shape[1:] != (32, 32, 3):
+        raise DataCorruptError(f"{root / split}: images are {x.shape[1:]}, expected 32x32x3")
+    return {"x": x, "y": np.asarray(ys, dtype=np.int64)}
+
+
+def load_cifar10(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 (N, 32, 32, 3), labels int64 (N,)) for ``split`` in {train, test}."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be train or test, got {split!r}")
+    source = CIFAR10.require()
+    if source.name == "cifar10-images":
+        arrays = cached_arrays(
+            f"cifar10-images-{split}", lambda: read_image_folder(source, split)
+        )
+    else:
+        arrays = cached_arrays(f"cifar10-official-{split}", lambda: read_archive(source, split))
+    return arrays["x"], arrays["y"]
