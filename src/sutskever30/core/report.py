@@ -192,5 +192,7 @@ def build_report(results_dir: Path, out: Path, readme: Path | None) -> Path:
         rewrite_between_markers(readme, markdown_table(results))
     for slug in {r["paper"] for r in results}:
         own = [r for r in results if r["paper"] == slug]
-        rewrite_between_markers(PAPERS_DIR / slug / "README.md", markdown_table(own, with_paper=False))
+        rewrite_between_markers(
+            PAPERS_DIR / slug / "README.md", markdown_table(own, with_paper=False)
+        )
     return page

@@ -50,7 +50,7 @@ class Claim:
     statement: str
     paper: str
     measured: dict[str, Any]
-    holds: bool
+    holds: bool | None
     asserted: bool = True
 
     def as_dict(self) -> dict[str, Any]:
@@ -137,6 +137,13 @@ class Run:
         ``asserted=False`` marks a reported-only comparison (shown, not counted as a verdict).
         """
         claim = Claim(id, statement, paper, dict(measured), bool(holds), asserted)
+        self.claims.append(claim)
+        return claim
+
+    def report(self, id: str, statement: str, paper: str, measured: dict[str, Any]) -> Claim:
+        """Record a number shown beside the paper's with no verdict (e.g. a test error
+        after a budget far shorter than the paper's)."""
+        claim = Claim(id, statement, paper, dict(measured), None, asserted=False)
         self.claims.append(claim)
         return claim
 
@@ -290,7 +297,9 @@ def open_run(
         try:
             saved = json.loads((run_dir / "config.json").read_text())
         except (OSError, json.JSONDecodeError):
-            raise CheckpointError(f"cannot resume {run_dir}: config.json missing or corrupt") from None
+            raise CheckpointError(
+                f"cannot resume {run_dir}: config.json missing or corrupt"
+            ) from None
         mismatch = [k for k in ("seed", "config") if saved.get(k) != config_record[k]]
         if mismatch:
             raise UsageError(

@@ -97,8 +97,10 @@ def fit(
             loss = float(metrics["loss"])
             if not math.isfinite(loss):
                 where = run.checkpoint_path(key)
-                kept = f"last good checkpoint kept at {where}" if where.exists() else (
-                    "no checkpoint was saved before it"
+                kept = (
+                    f"last good checkpoint kept at {where}"
+                    if where.exists()
+                    else ("no checkpoint was saved before it")
                 )
                 raise DivergenceError(f"{key}: loss became {loss} at step {i}; {kept}")
             if scheduler is not None:

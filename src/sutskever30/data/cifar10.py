@@ -63,7 +63,9 @@ def _unpickle_batches(read, names: tuple[str, ...]) -> dict[str, np.ndarray]:
             batch = pickle.loads(read(name), encoding="bytes")
             data, labels = batch[b"data"], batch[b"labels"]
         except (pickle.UnpicklingError, KeyError, EOFError, TypeError) as err:
-            raise DataCorruptError(f"CIFAR-10 batch {name} is not in the official format: {err}")
+            raise DataCorruptError(
+                f"CIFAR-10 batch {name} is not in the official format: {err}"
+            ) from None
         xs.append(np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
         ys.append(np.asarray(labels, dtype=np.int64))
     return {"x": np.ascontiguousarray(np.concatenate(xs)), "y": np.concatenate(ys)}
@@ -111,9 +113,7 @@ def load_cifar10(split: str) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"split must be train or test, got {split!r}")
     source = CIFAR10.require()
     if source.name == "cifar10-images":
-        arrays = cached_arrays(
-            f"cifar10-images-{split}", lambda: read_image_folder(source, split)
-        )
+        arrays = cached_arrays(f"cifar10-images-{split}", lambda: read_image_folder(source, split))
     else:
         arrays = cached_arrays(f"cifar10-official-{split}", lambda: read_archive(source, split))
     return arrays["x"], arrays["y"]

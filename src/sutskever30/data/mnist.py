@@ -70,12 +70,14 @@ def _from_idx(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     def images(name: str) -> np.ndarray:
         return read_idx(folder / name).reshape(-1, 784).astype(np.float32) / 256.0
 
-    x_train, y_train = images("train-images-idx3-ubyte.gz"), read_idx(
-        folder / "train-labels-idx1-ubyte.gz"
-    ).astype(np.int64)
-    x_test, y_test = images("t10k-images-idx3-ubyte.gz"), read_idx(
-        folder / "t10k-labels-idx1-ubyte.gz"
-    ).astype(np.int64)
+    x_train, y_train = (
+        images("train-images-idx3-ubyte.gz"),
+        read_idx(folder / "train-labels-idx1-ubyte.gz").astype(np.int64),
+    )
+    x_test, y_test = (
+        images("t10k-images-idx3-ubyte.gz"),
+        read_idx(folder / "t10k-labels-idx1-ubyte.gz").astype(np.int64),
+    )
     return {
         "train": (x_train[:50000], y_train[:50000]),
         "val": (x_train[50000:], y_train[50000:]),

@@ -34,7 +34,9 @@ def load_tiny_shakespeare(val_fraction: float = 0.1) -> tuple[str, str]:
     """(train, val) text: the first 90% and the last 10% of the file, as char-rnn does."""
     path = TINY_SHAKESPEARE.require()
     if md5sum(path) != TINY_SHAKESPEARE_MD5:
-        raise DataCorruptError(f"{path}: md5 differs from tiny-shakespeare's {TINY_SHAKESPEARE_MD5}")
+        raise DataCorruptError(
+            f"{path}: md5 differs from tiny-shakespeare's {TINY_SHAKESPEARE_MD5}"
+        )
     text = path.read_text(encoding="utf-8")
     cut = int(len(text) * (1 - val_fraction))
     return text[:cut], text[cut:]

@@ -1,0 +1,290 @@
+"""ResNet's degradation experiment (Fig. 6, Table 6): plain nets get worse with depth,
+residual nets do not.
+
+Every network trains with the same budget and recipe (SGD 0.1, momentum 0.9, weight decay
+1e-4, batch 128, 4-pixel pad + 32×32 crop + horizontal flip, per-pixel mean subtracted).
+The claims compare training error, as Fig. 6 does; test error is reported beside Table 6.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sutskever30.core import plots
+from sutskever30.core.registry import Experiment, Paper
+from sutskever30.core.run import Run
+from sutskever30.core.train import batch_indices, fit, step_generator
+from sutskever30.data.cifar10 import load_cifar10
+from sutskever30.papers.resnet.model import CifarResNet, ResNetConfig, count_parameters
+
+# Table 6: CIFAR-10 test error (%) of the residual nets, and their parameter counts (M).
+TABLE6_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
+TABLE6_PARAMS_M = {20: 0.27, 32: 0.46, 44: 0.66, 56: 0.85, 110: 1.7, 1202: 19.4}
+
+
+@dataclass(frozen=True)
+class DegradationConfig:
+    depths: tuple[int, ...] = (20, 56)
+    plain: bool = True  # train the plain counterparts too
+    steps: int = 64_000
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    lr_milestones: tuple[int, ...] = (32_000, 48_000)  # lr ÷ 10 at each
+    warmup_depth: int = 110  # nets this deep start at lr/10 for warmup_steps (Sec. 4.2)
+    warmup_steps: int = 400
+    augment: bool = True
+    train_size: int = 50_000  # first N training images (paper: all 45k/50k)
+    test_size: int = 10_000
+    final_window: float = 0.1  # final training error = mean over this last fraction of steps
+    eval_every: int = 2_000
+    checkpoint_every: int = 1_000
+
+    def __post_init__(self) -> None:
+        for d in self.depths:
+            ResNetConfig(depth=d)
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be positive")
+        if not 0 < self.final_window <= 1:
+            raise ValueError("final_window must be in (0, 1]")
+        if not 0 < self.train_size <= 50_000 or not 0 < self.test_size <= 10_000:
+            raise ValueError("train_size must be in [1, 50000] and test_size in [1, 10000]")
+
+
+def net_name(depth: int, residual: bool) -> str:
+    return f"{'resnet' if residual else 'plain'}{depth}"
+
+
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """4-pixel zero pad, random 32×32 crop, random horizontal flip. x: (B, 3, 32, 32)."""
+    b = x.shape[0]
+    padded = F.pad(x, (4, 4, 4, 4))  # (B, 3, 40, 40)
+    dy = torch.randint(0, 9, (b,), generator=gen)
+    dx = torch.randint(0, 9, (b,), generator=gen)
+    flip = torch.rand(b, generator=gen) < 0.5
+    rows = (dy[:, None] + torch.arange(32))[:, None, :, None]  # (B, 1, 32, 1)
+    cols = (dx[:, None] + torch.arange(32))[:, None, None, :]  # (B, 1, 1, 32)
+    cols = torch.where(flip[:, None, None, None], cols.flip(-1), cols)
+    batch = torch.arange(b)[:, None, None, None]
+    chans = torch.arange(3)[None, :, None, None]
+    return padded[batch, chans, rows, cols]
+
+
+def prepare(split: str, size: int, mean: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+    x, y = load_cifar10(split)
+    x = torch.from_numpy(x[:size]).permute(0, 3, 1, 2).float().div_(255)  # (N, 3, 32, 32)
+    if mean is None:
+        mean = x.mean(dim=0, keepdim=True)  # per-pixel mean (Sec. 4.2)
+    return x - mean, torch.from_numpy(y[:size]), mean
+
+
+@torch.no_grad()
+def error_rate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bs: int = 500) -> float:
+    model.eval()
+    wrong = 0
+    for i in range(0, len(x), bs):
+        xb = x[i : i + bs].contiguous(memory_format=torch.channels_last)
+        wrong += (model(xb).argmax(1) != y[i : i + bs]).sum().item()
+    return wrong / len(x)
+
+
+def train_net(run: Run, cfg: DegradationConfig, depth: int, residual: bool, data) -> dict:
+    x_train, y_train, x_test, y_test = data
+    name = net_name(depth, residual)
+    torch.manual_seed(run.seed)
+    model = CifarResNet(ResNetConfig(depth=depth, residual=residual)).to(
+        run.device, memory_format=torch.channels_last
+    )
+    opt = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+    warm = cfg.warmup_steps if depth >= cfg.warmup_depth else 0
+
+    def lr_factor(step: int) -> float:
+        if step < warm:
+            return 0.1
+        return 0.1 ** sum(step >= m for m in cfg.lr_milestones)
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+
+    def step(i: int) -> dict[str, float]:
+        idx = batch_indices(len(x_train), cfg.batch_size, i, run.seed)
+        xb, yb = x_train[idx], y_train[idx]
+        if cfg.augment:
+            xb = augment(xb, step_generator(run.seed, i))
+        xb = xb.to(run.device, memory_format=torch.channels_last)
+        yb = yb.to(run.device)
+        logits = model(xb)
+        loss = F.cross_entropy(logits, yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"loss": loss.item(), "train_err": (logits.argmax(1) != yb).float().mean().item()}
+
+    def evaluate(_: int) -> dict[str, float]:
+        return {"test_err": error_rate(model, x_test.to(run.device), y_test.to(run.device))}
+
+    history = fit(
+        run,
+        name,
+        model=model,
+        optimizer=opt,
+        scheduler=sched,
+        steps=cfg.steps,
+        step=step,
+        evaluate=evaluate,
+        eval_every=cfg.eval_every,
+        checkpoint_every=cfg.checkpoint_every,
+        log_every=1,
+    )
+    window = max(1, int(cfg.steps * cfg.final_window))
+    tail = [h for h in history if h["step"] >= cfg.steps - window]
+    return {
+        "name": name,
+        "depth": depth,
+        "residual": residual,
+        "params": count_parameters(model),
+        "history": history,
+        "final_train_err": float(np.mean([h["train_err"] for h in tail])),
+        "final_train_loss": float(np.mean([h["loss"] for h in tail])),
+        "test_err": history[-1]["test_err"],
+    }
+
+
+def smooth(values: list[float], k: int) -> np.ndarray:
+    if k <= 1 or len(values) < k:
+        return np.asarray(values)
+    return np.convolve(values, np.ones(k) / k, mode="valid")
+
+
+def plot_curves(run: Run, nets: list[dict], cfg: DegradationConfig) -> None:
+    """Fig. 6 style: training error (thin) and test error (bold) vs iterations."""
+    k = max(1, cfg.steps // 50)
+    fig, axes = plots.figure(ncols=2)
+    for ax, residual, title in ((axes[0], False, "plain"), (axes[1], True, "ResNet")):
+        for net in (n for n in nets if n["residual"] == residual):
+            steps = [h["step"] for h in net["history"]]
+            err = smooth([h["train_err"] for h in net["history"]], k)
+            line = ax.plot(steps[len(steps) - len(err) :], 100 * err, lw=1, label=f"{net['name']}")
+            evals = [h for h in net["history"] if "test_err" in h]
+            ax.plot(
+                [h["step"] for h in evals],
+                [100 * h["test_err"] for h in evals],
+                "o-",
+                color=line[0].get_color(),
+                lw=2.2,
+                ms=3,
+            )
+        ax.set_title(f"{title}: training error (thin), test error (bold)", fontsize=10)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("error (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    plots.save(fig, run.plot_path("training_curves.png"))
+
+
+def run_degradation(run: Run, cfg: DegradationConfig) -> None:
+    x_train, y_train, mean = prepare("train", cfg.train_size, None)
+    x_test, y_test, _ = prepare("test", cfg.test_size, mean)
+    data = (x_train, y_train, x_test, y_test)
+    kinds = ([False] if cfg.plain else []) + [True]
+    nets = [train_net(run, cfg, d, r, data) for r in kinds for d in cfg.depths]
+    by = {n["name"]: n for n in nets}
+    for n in nets:
+        run.summary[n["name"]] = {
+            k: n[k] for k in ("params", "final_train_err", "final_train_loss", "test_err")
+        }
+    plot_curves(run, nets, cfg)
+
+    shallow, deep = min(cfg.depths), max(cfg.depths)
+    if shallow == deep:
+        run.notes.append("only one depth trained: the depth comparisons were not evaluated")
+    else:
+        r_s, r_d = by[net_name(shallow, True)], by[net_name(deep, True)]
+        if cfg.plain:
+            p_s, p_d = by[net_name(shallow, False)], by[net_name(deep, False)]
+            run.claim(
+                "plain_degrades",
+                f"plain-{deep} ends with higher training error than plain-{shallow}",
+                "Fig. 6 (left): plain-56 above plain-20 throughout training",
+                {
+                    f"plain{shallow}_train_err": p_s["final_train_err"],
+                    f"plain{deep}_train_err": p_d["final_train_err"],
+                },
+                p_d["final_train_err"] > p_s["final_train_err"],
+            )
+            run.claim(
+                "resnet_beats_plain",
+                f"ResNet-{deep} ends with lower training error than plain-{deep}",
+                "Fig. 6: the residual net of equal depth trains far better",
+                {
+                    f"resnet{deep}_train_err": r_d["final_train_err"],
+                    f"plain{deep}_train_err": p_d["final_train_err"],
+                },
+                r_d["final_train_err"] < p_d["final_train_err"],
+            )
+        run.claim(
+            "resnet_deeper_not_worse",
+            f"ResNet-{deep} training error ≤ ResNet-{shallow}'s (no degradation)",
+            "Fig. 6 (middle): deeper ResNets have lower training error",
+            {
+                f"resnet{shallow}_train_err": r_s["final_train_err"],
+                f"resnet{deep}_train_err": r_d["final_train_err"],
+            },
+            r_d["final_train_err"] <= r_s["final_train_err"],
+        )
+    for d in cfg.depths:
+        net = by[net_name(d, True)]
+        paper = TABLE6_ERROR.get(d)
+        run.report(
+            f"resnet{d}_test_error",
+            f"ResNet-{d} CIFAR-10 test error after {cfg.steps} steps (paper: 64k steps)",
+            f"Table 6: {paper}% with {TABLE6_PARAMS_M.get(d)}M params" if paper else "-",
+            {"test_err_pct": 100 * net["test_err"], "params": net["params"]},
+        )
+
+
+SMOKE = DegradationConfig(
+    depths=(8, 14),
+    steps=4,
+    batch_size=16,
+    lr_milestones=(),
+    train_size=256,
+    test_size=64,
+    final_window=0.5,
+    eval_every=2,
+    checkpoint_every=2,
+)
+QUICK = DegradationConfig(
+    depths=(20, 56),
+    steps=300,
+    lr_milestones=(),
+    train_size=50_000,
+    test_size=2_000,
+    eval_every=100,
+    checkpoint_every=50,
+)
+FULL = DegradationConfig(depths=(20, 32, 44, 56, 110))
+
+PAPER = Paper(
+    slug="resnet",
+    title="Deep Residual Learning for Image Recognition",
+    authors="He, Zhang, Ren, Sun",
+    year=2015,
+    arxiv="1512.03385",
+    experiments=(
+        Experiment(
+            name="degradation",
+            description="plain vs residual nets of two depths, equal budget, CIFAR-10 (Fig. 6)",
+            presets={"smoke": SMOKE, "quick": QUICK, "full": FULL},
+            run=run_degradation,
+            quick_minutes=9.0,
+            datasets=("cifar10",),
+        ),
+    ),
+)

@@ -1,0 +1,161 @@
+"""ResNet (He et al. 2015): exact parameter counts, the shortcut's behaviour, augmentation."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sutskever30.cli import main
+from sutskever30.papers.resnet.experiment import TABLE6_PARAMS_M, augment
+from sutskever30.papers.resnet.model import (
+    BasicBlock,
+    CifarResNet,
+    ImageNetResNet,
+    ResNetConfig,
+    count_parameters,
+)
+
+
+@pytest.mark.parametrize("depth", [20, 32, 44, 56, 110, 1202])
+def test_cifar_parameter_counts_match_table6(depth):
+    n = count_parameters(CifarResNet(ResNetConfig(depth=depth)))
+    shown = TABLE6_PARAMS_M[depth]
+    decimals = 2 if shown < 1 else 1  # Table 6 shows 0.27M ... 0.85M, then 1.7M, 19.4M
+    assert round(n / 1e6, decimals) == shown
+
+
+def test_exact_counts_and_option_a_adds_no_parameters():
+    resnet = CifarResNet(ResNetConfig(depth=20))
+    plain = CifarResNet(ResNetConfig(depth=20, residual=False))
+    assert count_parameters(resnet) == count_parameters(plain) == 269_722
+    assert count_parameters(CifarResNet(ResNetConfig(depth=20, shortcut="B"))) > 269_722
+
+
+@pytest.mark.parametrize(
+    "depth,params",
+    # torchvision's published counts for the same Table 1 architectures (option B).
+    [(18, 11_689_512), (34, 21_797_672), (50, 25_557_032), (101, 44_549_160), (152, 60_192_808)],
+)
+def test_imagenet_parameter_counts(depth, params):
+    assert count_parameters(ImageNetResNet(depth=depth)) == params
+
+
+def test_number_of_weighted_layers_is_6n_plus_2():
+    model = CifarResNet(ResNetConfig(depth=56))
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    fcs = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(convs) + len(fcs) == 56
+
+
+def test_identity_shortcut_passes_input_when_residual_is_zero():
+    block = BasicBlock(c_in=16, c_out=16, stride=1, residual=True, shortcut="A").eval()
+    torch.nn.init.zeros_(block.bn2.weight)  # F(x) = 0
+    x = torch.randn(2, 16, 8, 8)
+    torch.testing.assert_close(block(x), F.relu(x))
+
+
+def test_option_a_subsamples_and_zero_pads():
+    block = BasicBlock(c_in=16, c_out=32, stride=2, residual=True, shortcut="A").eval()
+    torch.nn.init.zeros_(block.bn2.weight)
+    x = torch.randn(2, 16, 8, 8)
+    y = block(x)
+    assert y.shape == (2, 32, 4, 4)
+    torch.testing.assert_close(y[:, :16], F.relu(x[:, :, ::2, ::2]))
+    torch.testing.assert_close(y[:, 16:], torch.zeros(2, 16, 4, 4))
+
+
+def test_plain_block_has_no_shortcut():
+    block = BasicBlock(c_in=16, c_out=16, stride=1, residual=False, shortcut="A").eval()
+    torch.nn.init.zeros_(block.bn2.weight)
+    torch.nn.init.zeros_(block.bn2.bias)
+    assert torch.count_nonzero(block(torch.randn(2, 16, 8, 8))) == 0
+
+
+def test_bad_depth_is_rejected():
+    with pytest.raises(ValueError, match="6n\\+2"):
+        ResNetConfig(depth=21)
+
+
+def test_augment_is_a_crop_of_the_padded_image_or_its_mirror():
+    x = torch.arange(2 * 3 * 32 * 32, dtype=torch.float32).reshape(2, 3, 32, 32)
+    out = augment(x, torch.Generator().manual_seed(0))
+    padded = F.pad(x, (4, 4, 4, 4))
+    for b in range(2):
+        found = any(
+            torch.equal(out[b], crop) or torch.equal(out[b], crop.flip(-1))
+            for dy in range(9)
+            for dx in range(9)
+            for crop in [padded[b, :, dy : dy + 32, dx : dx + 32]]
+        )
+        assert found
+    assert torch.equal(out, augment(x, torch.Generator().manual_seed(0)))
+
+
+def test_one_batch_overfits():
+    torch.manual_seed(0)
+    model = CifarResNet(ResNetConfig(depth=8))
+    x, y = torch.randn(16, 3, 32, 32), torch.arange(16) % 10
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for _ in range(60):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.05
+
+
+def _summary(out, *extra):
+    import json
+
+    assert (
+        main(
+            ["run", "resnet", "--preset", "smoke", "--out", str(out), "-q", "--no-publish", *extra]
+        )
+        == 0
+    )
+    (path,) = out.glob("resnet/degradation/smoke-*/results.json")
+    return json.loads(path.read_text())["summary"]
+
+
+def test_resume_after_kill_gives_the_same_results(tmp_path, monkeypatch):
+    uninterrupted = _summary(tmp_path / "a")
+    calls = {"n": 0}
+    real_step = torch.optim.SGD.step
+
+    def dying_step(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 7:  # partway through the second network
+            raise KeyboardInterrupt
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", dying_step)
+    assert (
+        main(
+            [
+                "run",
+                "resnet",
+                "--preset",
+                "smoke",
+                "--out",
+                str(tmp_path / "b"),
+                "-q",
+                "--no-publish",
+            ]
+        )
+        == 130
+    )
+    monkeypatch.setattr(torch.optim.SGD, "step", real_step)
+    assert _summary(tmp_path / "b", "--resume") == uninterrupted
+
+
+@pytest.mark.slow
+def test_quick_degradation_claims_hold(tmp_path):
+    import json
+
+    assert (
+        main(["run", "resnet", "--preset", "quick", "--out", str(tmp_path), "-q", "--no-publish"])
+        == 0
+    )
+    (path,) = tmp_path.glob("resnet/degradation/quick-*/results.json")
+    claims = {c["id"]: c for c in json.loads(path.read_text())["claims"]}
+    for cid in ("plain_degrades", "resnet_beats_plain", "resnet_deeper_not_worse"):
+        assert claims[cid]["holds"], claims[cid]
