@@ -155,7 +155,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         from sutskever30.data import get_dataset
 
         get_dataset(dataset).require()
-    publish = None if args.no_publish or args.preset != "quick" else args.results
+    # results/ holds the canonical quick results: runs with --set overrides stay in runs/.
+    publish = None
+    if args.preset == "quick" and not args.no_publish and not args.overrides:
+        publish = args.results
     failures = 0
     for paper, exp, cfg in plan:
         run = open_run(
@@ -170,6 +173,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             quiet=args.quiet,
             publish_dir=publish,
         )
+        if args.resume and not run.resumed and not args.quiet:
+            print(f"{paper.slug}:{exp.name}: no unfinished {args.preset} run to resume; new run")
         start = time.time()
         exp.run(run, cfg)
         results = run.finish()

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -35,7 +36,7 @@ def _jsonable(value: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
-    if isinstance(value, torch.Tensor):
+    if isinstance(value, (torch.Tensor, np.ndarray)):
         return _jsonable(value.tolist())
     if hasattr(value, "item") and callable(value.item):
         return _jsonable(value.item())
@@ -82,6 +83,7 @@ class Run:
     plots: list[str] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    resumed: bool = False
     _start: float = field(default_factory=time.time)
     _elapsed_before: float = 0.0
 
@@ -292,6 +294,7 @@ def open_run(
         "config": _jsonable(to_dict(cfg)),
     }
     run_dir = resumable_run_dir(out, slug, experiment, preset) if resume else None
+    resumed = run_dir is not None
     elapsed = 0.0
     if run_dir is not None:
         try:
@@ -324,5 +327,6 @@ def open_run(
         dir=run_dir,
         quiet=quiet,
         publish_dir=publish_dir,
+        resumed=resumed,
         _elapsed_before=elapsed,
     )

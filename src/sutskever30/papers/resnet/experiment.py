@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from sutskever30.core import plots
+from sutskever30.core.bench import median_seconds
 from sutskever30.core.registry import Experiment, Paper
 from sutskever30.core.run import Run
 from sutskever30.core.train import batch_indices, fit, step_generator
@@ -249,6 +250,31 @@ def run_degradation(run: Run, cfg: DegradationConfig) -> None:
         )
 
 
+def bench() -> dict[str, str]:
+    """Training-step time of each quick-preset network at batch 128 (random pixels: this
+    measures compute only)."""
+    out = {}
+    x = torch.randn(128, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (128,))
+    for depth in QUICK.depths:
+        for residual in (False, True):
+            model = CifarResNet(ResNetConfig(depth=depth, residual=residual))
+            model = model.to(memory_format=torch.channels_last)
+            opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+            def step(model=model, opt=opt) -> None:
+                loss = F.cross_entropy(model(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+
+            sec = median_seconds(step)
+            out[f"{net_name(depth, residual)} train step, batch 128"] = (
+                f"{sec * 1000:.0f} ms ({128 / sec:.0f} img/s, {torch.get_num_threads()} threads)"
+            )
+    return out
+
+
 SMOKE = DegradationConfig(
     depths=(8, 14),
     steps=4,
@@ -277,6 +303,7 @@ PAPER = Paper(
     authors="He, Zhang, Ren, Sun",
     year=2015,
     arxiv="1512.03385",
+    bench=bench,
     experiments=(
         Experiment(
             name="degradation",
