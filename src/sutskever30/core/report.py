@@ -109,18 +109,34 @@ def _claim_rows(res: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def _texts(summary: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """Long strings in a results summary (generated samples, say), with their key paths."""
+    if isinstance(summary, dict):
+        return [t for k, v in summary.items() for t in _texts(v, f"{prefix}{k} ")]
+    if isinstance(summary, str) and (len(summary) > 60 or "\n" in summary):
+        return [(prefix.strip(), summary)]
+    return []
+
+
 def _page(results: list[dict[str, Any]], plots_dir: Path, out: Path) -> str:
     sections = []
     by_paper: dict[str, list[dict[str, Any]]] = {}
     for res in results:
         by_paper.setdefault(res["paper"], []).append(res)
     for slug, items in by_paper.items():
+        descriptions: dict[str, str] = {}
+        link = ""
         try:
             paper = get_paper(slug)
             title = f"{paper.title} ({paper.authors}, {paper.year})"
+            descriptions = {e.name: e.description for e in paper.experiments}
+            if paper.arxiv:
+                link = f" <a href='https://arxiv.org/abs/{paper.arxiv}'>arXiv:{paper.arxiv}</a>"
         except S30Error:
             title = slug
-        parts = [f"<section id='{slug}'><h2><code>{slug}</code> {html.escape(title)}</h2>"]
+        parts = [
+            f"<section id='{slug}'><h2><code>{slug}</code> {html.escape(title)}{link}</h2>"
+        ]
         for res in items:
             asserted = [c for c in res["claims"] if c.get("asserted", True)]
             held = sum(c["holds"] for c in asserted)
@@ -131,12 +147,19 @@ def _page(results: list[dict[str, Any]], plots_dir: Path, out: Path) -> str:
                 f"({res['env'].get('threads', '?')} threads) · commit "
                 f"{html.escape(str(res['env'].get('commit')))}</span></h3>"
             )
+            if res["experiment"] in descriptions:
+                parts.append(f"<p>{html.escape(descriptions[res['experiment']])}</p>")
             parts.append(
                 "<table><tr><th>claim</th><th>paper</th><th>ours (measured)</th>"
                 f"<th>verdict</th></tr>{_claim_rows(res)}</table>"
             )
             for note in res.get("notes", []):
                 parts.append(f"<p class='note'>{html.escape(note)}</p>")
+            for label, text in _texts(res.get("summary", {})):
+                parts.append(
+                    f"<p class='note'>{html.escape(label)}</p>"
+                    f"<pre class='sample'>{html.escape(text)}</pre>"
+                )
             figs = []
             for name in res.get("plots", []):
                 src = res["_dir"] / name
@@ -166,7 +189,9 @@ th, td {{ border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-a
 th {{ background: #f4f4f4; }} td.num {{ font-family: ui-monospace, monospace; font-size: 0.85em; }}
 td.ok {{ background: #e3f6e3; }} td.bad {{ background: #fbe0e0; }} td.info {{ color: #666; }}
 .plots {{ display: flex; flex-wrap: wrap; gap: 8px; }}
-.plots img {{ max-width: 520px; width: 100%; border: 1px solid #eee; }}
+.plots img {{ max-width: 100%; border: 1px solid #eee; }}
+pre.sample {{ background: #f8f8f8; border: 1px solid #eee; padding: 6px 10px;
+             white-space: pre-wrap; font-size: 0.85em; max-height: 18em; overflow: auto; }}
 .note {{ color: #555; font-size: 0.9em; }}
 </style></head>
 <body>
