@@ -1,0 +1,1 @@
+"""char_rnn: The Unreasonable Effectiveness of Recurrent Neural Networks."""

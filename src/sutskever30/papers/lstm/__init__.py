@@ -1,0 +1,1 @@
+"""lstm: Understanding LSTM Networks."""
