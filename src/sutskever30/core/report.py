@@ -134,9 +134,7 @@ def _page(results: list[dict[str, Any]], plots_dir: Path, out: Path) -> str:
                 link = f" <a href='https://arxiv.org/abs/{paper.arxiv}'>arXiv:{paper.arxiv}</a>"
         except S30Error:
             title = slug
-        parts = [
-            f"<section id='{slug}'><h2><code>{slug}</code> {html.escape(title)}{link}</h2>"
-        ]
+        parts = [f"<section id='{slug}'><h2><code>{slug}</code> {html.escape(title)}{link}</h2>"]
         for res in items:
             asserted = [c for c in res["claims"] if c.get("asserted", True)]
             held = sum(c["holds"] for c in asserted)
