@@ -436,7 +436,7 @@ EXPERIMENTS = (
             ),
         },
         run=run_shakespeare,
-        quick_minutes=3.5,
+        quick_minutes=2.3,
         datasets=("tinyshakespeare",),
     ),
 )

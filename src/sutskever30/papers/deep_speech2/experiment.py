@@ -332,7 +332,7 @@ PAPER = Paper(
             "BN and SortaGrad ablations",
             presets={"smoke": SMOKE, "quick": QUICK, "full": FULL},
             run=run_digits,
-            quick_minutes=6.4,
+            quick_minutes=4.1,
             datasets=("fsdd",),
         ),
     ),

@@ -590,7 +590,7 @@ PAPER = Paper(
                 "full": PropagationConfig(width=2048, batch_size=128, draws=8),
             },
             run=run_propagation,
-            quick_minutes=0.7,
+            quick_minutes=0.25,
             datasets=("mnist",),
         ),
         Experiment(
@@ -606,7 +606,7 @@ PAPER = Paper(
                 ),
             },
             run=run_mnist,
-            quick_minutes=0.7,
+            quick_minutes=0.2,
             datasets=("mnist",),
         ),
         Experiment(
@@ -618,7 +618,7 @@ PAPER = Paper(
                 "full": RNNConfig(hidden_size=1024, draws=16),
             },
             run=run_rnn,
-            quick_minutes=0.1,
+            quick_minutes=0.05,
         ),
         Experiment(
             name="random_products",

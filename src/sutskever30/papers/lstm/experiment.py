@@ -293,7 +293,7 @@ EXPERIMENTS = (
             ),
         },
         run=run_long_range,
-        quick_minutes=1.0,
+        quick_minutes=0.4,
     ),
 )
 

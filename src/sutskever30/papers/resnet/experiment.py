@@ -357,7 +357,7 @@ PAPER = Paper(
             description="plain vs residual nets of two depths, equal budget, CIFAR-10 (Fig. 6)",
             presets={"smoke": SMOKE, "quick": QUICK, "full": FULL},
             run=run_degradation,
-            quick_minutes=8.0,
+            quick_minutes=7.0,
             datasets=("cifar10",),
         ),
     ),

@@ -393,7 +393,7 @@ PAPER = Paper(
             "recurrent dropout (quick: Shakespeare, 10k vocab); full: the paper's PTB models",
             presets={"smoke": SMOKE, "quick": QUICK, "full": FULL},
             run=run_regularization,
-            quick_minutes=6.7,
+            quick_minutes=3.3,
             datasets=("shakespeare_plays",),
         ),
     ),
