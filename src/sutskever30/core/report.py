@@ -32,7 +32,18 @@ def load_results(results_dir: Path) -> list[dict[str, Any]]:
         res["_dir"] = path.parent
         found.append(res)
     order = {slug: i for i, slug in enumerate(SLUGS)}
-    return sorted(found, key=lambda r: (order.get(r["paper"], len(order)), r["experiment"]))
+
+    def experiment_index(res: dict[str, Any]) -> int:
+        try:
+            names = [e.name for e in get_paper(res["paper"]).experiments]
+        except S30Error:
+            return 0
+        return names.index(res["experiment"]) if res["experiment"] in names else len(names)
+
+    return sorted(
+        found,
+        key=lambda r: (order.get(r["paper"], len(order)), experiment_index(r), r["experiment"]),
+    )
 
 
 def fmt(value: Any) -> str:
