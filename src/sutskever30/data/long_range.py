@@ -24,22 +24,3 @@ def first_bit_batch(gen: torch.Generator, batch: int, T: int) -> tuple[torch.Ten
     x[:, 1:, 1] = signs[:, 1:]
     return x, bits[:, 0]
 
-
-def adding_batch(gen: torch.Generator, batch: int, T: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The adding problem: channel 0 holds T values uniform in [0, 1], channel 1 marks two
-    of them (one in the first half, one in the second); the target is the sum of the two
-    marked values. Predicting the mean (1.0) gives MSE 1/6.
-
-    Returns x: (batch, T, 2) float and y: (batch,) float.
-    """
-    values = torch.rand(batch, T, generator=gen)
-    half = T // 2
-    first = torch.randint(0, half, (batch,), generator=gen)
-    second = torch.randint(half, T, (batch,), generator=gen)
-    marks = torch.zeros(batch, T)
-    rows = torch.arange(batch)
-    marks[rows, first] = 1.0
-    marks[rows, second] = 1.0
-    x = torch.stack([values, marks], dim=-1)  # (B, T, 2)
-    y = values[rows, first] + values[rows, second]
-    return x, y
