@@ -29,7 +29,6 @@ def make_run(out, resume=False, cfg=None):
         out=out,
         resume=resume,
         quiet=True,
-        publish_dir=None,
     )
 
 
@@ -140,7 +139,7 @@ def test_checkpoint_refuses_pickled_code(tmp_path):
 def test_results_schema_and_computed_verdicts(tmp_path):
     run = make_run(tmp_path, cfg=_cfg())
     a, b = 0.33, 0.21
-    run.claim("c1", "a above b", "paper says so", {"a": a, "b": b}, a > b)
+    run.claim("c1", "a above b", "paper says so", {"a": a, "b": b}, "a > b")
     run.report("r1", "a number", "Table 1: 1.0", {"x": float("nan")})
     results = run.finish()
     saved = json.loads((run.dir / "results.json").read_text())

@@ -1,13 +1,73 @@
-"""Timing helpers for ``s30 bench``: median wall-clock of a callable after warm-up."""
+"""``s30 bench``: the framework tax of :func:`~sutskever30.core.train.fit`, and how close each
+model's training step comes to the machine's matmul peak.
+
+A paper's ``bench(run)`` returns :class:`BenchCase` objects: a model, its optimizer and the
+paper's own ``step(i)`` (the same function its experiment hands to ``fit``: same batch and
+data path). Each case is timed twice in one process, alternating: through ``fit`` (progress
+bar, metric logging, the final checkpoint) and through a bare ``for i: step(i)`` loop. The
+ratio of the two median times is the tax (the bar is ≤ 1.05). The step's floating-point
+operations are counted once with ``torch.utils.flop_counter`` and divided by the step time
+and by the measured fp32 matmul rate of this machine.
+"""
 
 from __future__ import annotations
 
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from sutskever30.core.train import fit
+
+TAX_BAR = 1.05
+
+
+@dataclass
+class BenchCase:
+    """One model's training step as its experiment runs it."""
+
+    name: str
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    step: Callable[[int], dict[str, float]]
+    examples_per_step: int
+    log_every: int = 10
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    name: str
+    fit_s: float  # median seconds per step through fit
+    bare_s: float  # median seconds per step, bare loop
+    examples_per_s: float
+    gflop_per_step: float
+    peak_gflops: float
+
+    @property
+    def ratio(self) -> float:
+        return self.fit_s / self.bare_s
+
+    @property
+    def peak_fraction(self) -> float:
+        return self.gflop_per_step / self.fit_s / self.peak_gflops
+
+    def line(self) -> str:
+        verdict = "ok" if self.ratio <= TAX_BAR else f"ABOVE {TAX_BAR}"
+        return (
+            f"{self.name:36} fit {1e3 * self.fit_s:8.1f} ms  bare {1e3 * self.bare_s:8.1f} ms  "
+            f"ratio {self.ratio:5.3f} ({verdict})  {self.examples_per_s:8.0f} ex/s  "
+            f"{self.gflop_per_step / self.fit_s:6.1f} GFLOP/s = "
+            f"{100 * self.peak_fraction:4.1f}% of peak"
+        )
 
 
 def median_seconds(fn: Callable[[], object], *, warmup: int = 2, repeats: int = 5) -> float:
+    """Median wall-clock seconds of ``fn()`` after ``warmup`` untimed calls."""
     for _ in range(warmup):
         fn()
     times = []
@@ -16,3 +76,92 @@ def median_seconds(fn: Callable[[], object], *, warmup: int = 2, repeats: int = 
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def matmul_peak_gflops(sizes: tuple[int, ...] = (512, 1024, 2048)) -> float:
+    """This machine's fp32 matmul peak (GFLOP/s) at the current thread count: the fastest
+    of several square sizes, each its fastest of 10 calls."""
+    best = 0.0
+    for n in sizes:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        a @ b
+        for _ in range(10):
+            t = time.perf_counter()
+            a @ b
+            best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def step_gflop(case: BenchCase, i: int) -> float:
+    """Floating-point operations of one training step (forward, backward, update), GFLOP."""
+    with FlopCounterMode(display=False) as counter:
+        case.step(i)
+    return counter.get_total_flops() / 1e9
+
+
+def measure(case: BenchCase, run_factory, *, steps: int, repeats: int, peak: float) -> BenchResult:
+    """Alternate ``repeats`` timed blocks of ``steps`` steps through fit and bare."""
+    fit_times, bare_times = [], []
+    i0 = 0
+    gflop = step_gflop(case, i0)
+    for i in range(3):  # warm-up: allocator, caches, threads
+        case.step(i)
+    for r in range(repeats):
+        start = i0 + r * steps
+        t = time.perf_counter()
+        fit(
+            run_factory(),
+            case.name,
+            model=case.model,
+            optimizer=case.optimizer,
+            steps=steps,
+            step=lambda i, s=start: case.step(s + i),
+            log_every=case.log_every,
+        )
+        fit_times.append((time.perf_counter() - t) / steps)
+        t = time.perf_counter()
+        for i in range(steps):
+            case.model.train()
+            case.step(start + i)
+        bare_times.append((time.perf_counter() - t) / steps)
+    fit_s, bare_s = statistics.median(fit_times), statistics.median(bare_times)
+    return BenchResult(
+        name=case.name,
+        fit_s=fit_s,
+        bare_s=bare_s,
+        examples_per_s=case.examples_per_step / fit_s,
+        gflop_per_step=gflop,
+        peak_gflops=peak,
+    )
+
+
+def bench_paper(
+    paper, *, steps: int = 20, repeats: int = 5, quiet: bool = True
+) -> list[BenchResult]:
+    """Every bench case of ``paper``, measured in a scratch run folder (deleted after)."""
+    from sutskever30.core.env import select_device
+    from sutskever30.core.run import open_run
+
+    if paper.bench is None:
+        return []
+    exp = paper.experiments[0]
+    device = select_device("auto")
+    peak = matmul_peak_gflops()
+    with tempfile.TemporaryDirectory(prefix="s30-bench-") as tmp:
+        counter = iter(range(1_000_000))
+
+        def run_factory():
+            return open_run(
+                slug=paper.slug,
+                experiment=exp.name,
+                preset="quick",
+                cfg=exp.presets["quick"],
+                seed=next(counter),
+                device=device,
+                out=Path(tmp),
+                resume=False,
+                quiet=quiet,
+            )
+
+        cases = paper.bench(run_factory())
+        return [measure(c, run_factory, steps=steps, repeats=repeats, peak=peak) for c in cases]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sutskever30.core.errors import UsageError
 
 if TYPE_CHECKING:
+    from sutskever30.core.bench import BenchCase
     from sutskever30.core.run import Run
 
 
@@ -22,7 +23,9 @@ class Experiment:
     ``presets`` maps ``smoke``/``quick``/``full`` to a frozen config instance; ``run`` trains
     and measures, logging metrics and claims through the :class:`Run` it is given.
     ``quick_minutes`` is the measured wall-clock of the quick preset on the 2-core
-    reference machine (stated in the paper's README too).
+    reference machine (stated in the paper's README too), all its seeds together.
+    ``quick_seeds`` is how many seeds the quick preset runs by default (``--seeds``
+    overrides it); a knife-edge comparison needs at least 3.
     """
 
     name: str
@@ -31,6 +34,7 @@ class Experiment:
     run: Callable[[Run, Any], None]
     quick_minutes: float
     datasets: tuple[str, ...] = ()
+    quick_seeds: int = 1
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,9 @@ class Paper:
     experiments: tuple[Experiment, ...]
     # ``s30 sample <slug>``: takes the parsed CLI arguments, returns the text to print.
     sample: Callable[[argparse.Namespace], str] | None = None
-    # ``s30 bench <slug>``: returns {measurement name: value with unit}.
-    bench: Callable[[], dict[str, str]] | None = None
+    # ``s30 bench <slug>``: given a scratch Run of the first experiment at the quick preset,
+    # returns the BenchCases (model, optimizer, the experiment's own step) to time.
+    bench: Callable[[Run], list[BenchCase]] | None = None
 
     def experiment(self, name: str) -> Experiment:
         for exp in self.experiments:

@@ -16,6 +16,7 @@ from typing import Any
 from sutskever30.core.checkpoint import atomic_write_text
 from sutskever30.core.errors import S30Error
 from sutskever30.core.registry import SLUGS, get_paper
+from sutskever30.core.results import fmt_measured, fmt_runtime, markdown_table, seeds_text, verdict
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 PAPERS_DIR = Path(__file__).resolve().parent.parent / "papers"
@@ -46,52 +47,6 @@ def load_results(results_dir: Path) -> list[dict[str, Any]]:
     )
 
 
-def fmt(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list):
-        shown = ", ".join(fmt(v) for v in value[:4])
-        return f"[{shown}{', …' if len(value) > 4 else ''}]"
-    return str(value)
-
-
-def measured_text(measured: dict[str, Any]) -> str:
-    return "; ".join(f"{k} = {fmt(v)}" for k, v in measured.items())
-
-
-def verdict(claim: dict[str, Any]) -> str:
-    if not claim.get("asserted", True):
-        return "reported"
-    return "holds" if claim["holds"] else "does not hold"
-
-
-def markdown_table(results: list[dict[str, Any]], *, with_paper: bool = True) -> str:
-    head = "| paper | experiment | claim | paper's number | ours | verdict | runtime |"
-    rule = "|---|---|---|---|---|---|---|"
-    if not with_paper:
-        head = "| experiment | claim | paper's number | ours | verdict | runtime |"
-        rule = "|---|---|---|---|---|---|"
-    rows = [head, rule]
-    for res in results:
-        for c in res["claims"]:
-            cells = [
-                res["experiment"],
-                c["statement"],
-                c["paper"],
-                measured_text(c["measured"]),
-                f"**{verdict(c)}**" if verdict(c) == "does not hold" else verdict(c),
-                f"{res['runtime_s'] / 60:.1f} min",
-            ]
-            if with_paper:
-                cells.insert(0, f"`{res['paper']}`")
-            rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
-    if len(rows) == 2:
-        rows.append("| " + " | ".join(["-"] * (rule.count("|") - 1)) + " |")
-    return "\n".join(rows)
-
-
 def rewrite_between_markers(path: Path, body: str) -> bool:
     """Replace the text between the results markers of ``path``; False if it has none."""
     if not path.exists():
@@ -113,8 +68,8 @@ def _claim_rows(res: dict[str, Any]) -> str:
             "<tr>"
             f"<td>{html.escape(c['statement'])}</td>"
             f"<td>{html.escape(c['paper'])}</td>"
-            f"<td class='num'>{html.escape(measured_text(c['measured']))}</td>"
-            f"<td class='{cls}'>{verdict(c)}</td>"
+            f"<td class='num'>{html.escape(fmt_measured(c))}</td>"
+            f"<td class='{cls}'>{verdict(c)}<br><small>{seeds_text(c)}</small></td>"
             "</tr>"
         )
     return "\n".join(rows)
@@ -152,7 +107,8 @@ def _page(results: list[dict[str, Any]], plots_dir: Path, out: Path) -> str:
             parts.append(
                 f"<h3>{html.escape(res['experiment'])} <span class='meta'>preset "
                 f"{res['preset']} · {held}/{len(asserted)} claims hold · "
-                f"{res['runtime_s'] / 60:.1f} min on {res['env']['device']} "
+                f"{len(res.get('seeds', [0]))} seed(s) · "
+                f"{fmt_runtime(res['runtime_s'])} on {res['env']['device']} "
                 f"({res['env'].get('threads', '?')} threads) · commit "
                 f"{html.escape(str(res['env'].get('commit')))}</span></h3>"
             )

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from sutskever30.core import distributed
 from sutskever30.core.checkpoint import (
     atomic_write_text,
     load_checkpoint,
@@ -28,6 +31,7 @@ from sutskever30.core.checkpoint import (
 from sutskever30.core.config import to_dict
 from sutskever30.core.env import environment, seed_everything
 from sutskever30.core.errors import CheckpointError, UsageError
+from sutskever30.core.results import aggregate_results, holds, parse_rule, summary_markdown
 
 
 def _jsonable(value: Any) -> Any:
@@ -47,21 +51,25 @@ def _jsonable(value: Any) -> Any:
 
 @dataclass
 class Claim:
+    """A claim with its rule (see :mod:`sutskever30.core.results`), or a reported number
+    (``rule`` None: shown beside the paper's, no verdict)."""
+
     id: str
     statement: str
     paper: str
     measured: dict[str, Any]
-    holds: bool | None
-    asserted: bool = True
+    rule: str | None
 
     def as_dict(self) -> dict[str, Any]:
+        measured = _jsonable(self.measured)
         return {
             "id": self.id,
             "statement": self.statement,
             "paper": self.paper,
-            "measured": _jsonable(self.measured),
-            "holds": self.holds,
-            "asserted": self.asserted,
+            "measured": measured,
+            "rule": self.rule,
+            "holds": None if self.rule is None else holds(self.rule, measured),
+            "asserted": self.rule is not None,
         }
 
 
@@ -77,11 +85,9 @@ class Run:
     device: torch.device
     dir: Path
     quiet: bool = False
-    publish_dir: Path | None = None
     claims: list[Claim] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     plots: list[str] = field(default_factory=list)
-    seeds: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     resumed: bool = False
     _start: float = field(default_factory=time.time)
@@ -89,14 +95,16 @@ class Run:
 
     # -- logging ---------------------------------------------------------------------------
     def log(self, record: dict[str, Any]) -> None:
-        """Append one record (a logged step of one model) to ``metrics.jsonl``."""
+        """Append one record (a logged step of one model) to ``metrics.jsonl`` (rank 0)."""
+        if not distributed.is_main():
+            return
         with (self.dir / "metrics.jsonl").open("a") as fh:
             fh.write(json.dumps(_jsonable(record)) + "\n")
 
     def truncate_metrics(self, key: str, last_step: int) -> None:
         """Drop records of ``key`` logged after ``last_step`` (the resumed checkpoint)."""
         path = self.dir / "metrics.jsonl"
-        if not path.exists():
+        if not distributed.is_main() or not path.exists():
             return
         kept = []
         for line in path.read_text().splitlines():
@@ -125,34 +133,32 @@ class Run:
 
     # -- claims, summary, plots ------------------------------------------------------------
     def claim(
-        self,
-        id: str,
-        statement: str,
-        paper: str,
-        measured: dict[str, Any],
-        holds: Any,
-        *,
-        asserted: bool = True,
+        self, id: str, statement: str, paper: str, measured: dict[str, Any], rule: str
     ) -> Claim:
-        """Record a claim; ``holds`` must be computed from ``measured`` by the caller.
-
-        ``asserted=False`` marks a reported-only comparison (shown, not counted as a verdict).
-        """
-        claim = Claim(id, statement, paper, dict(measured), bool(holds), asserted)
+        """Record a claim whose verdict is ``rule`` evaluated on ``measured``, e.g.
+        ``"plain56_err > plain20_err + spread"`` (the rule language and how it is decided
+        over several seeds: :mod:`sutskever30.core.results`)."""
+        parse_rule(rule, list(measured))
+        claim = Claim(id, statement, paper, dict(measured), rule)
         self.claims.append(claim)
         return claim
 
     def report(self, id: str, statement: str, paper: str, measured: dict[str, Any]) -> Claim:
         """Record a number shown beside the paper's with no verdict (e.g. a test error
         after a budget far shorter than the paper's)."""
-        claim = Claim(id, statement, paper, dict(measured), None, asserted=False)
+        claim = Claim(id, statement, paper, dict(measured), None)
         self.claims.append(claim)
         return claim
 
     def plot_path(self, name: str) -> Path:
-        """Where to save a plot; it is listed in results.json and published with it."""
+        """Where to save a plot; it is listed in results.json and published with it. Under
+        torchrun the other ranks draw into a scratch folder of their own."""
         if name not in self.plots:
             self.plots.append(name)
+        if not distributed.is_main():
+            scratch = Path(tempfile.gettempdir()) / f"s30-rank{distributed.rank()}"
+            scratch.mkdir(exist_ok=True)
+            return scratch / name
         return self.dir / name
 
     # -- checkpoints -----------------------------------------------------------------------
@@ -160,6 +166,9 @@ class Run:
         return self.dir / "checkpoints" / f"{key}.pt"
 
     def save(self, key: str, state: dict[str, Any]) -> None:
+        """Write the checkpoint of ``key`` (rank 0; every rank holds the same state)."""
+        if not distributed.is_main():
+            return
         save_checkpoint(self.checkpoint_path(key), state)
         atomic_write_text(
             self.dir / "progress.json", json.dumps({"elapsed_s": self.elapsed()}, indent=1)
@@ -177,11 +186,12 @@ class Run:
 
     # -- results ---------------------------------------------------------------------------
     def results(self) -> dict[str, Any]:
+        """This seed's results (the schema of CONVENTIONS.md, one seed)."""
         return {
             "paper": self.slug,
             "experiment": self.experiment,
             "preset": self.preset,
-            "seeds": self.seeds or [self.seed],
+            "seeds": [self.seed],
             "claims": [c.as_dict() for c in self.claims],
             "summary": _jsonable(self.summary),
             "plots": list(self.plots),
@@ -193,43 +203,16 @@ class Run:
         }
 
     def finish(self) -> dict[str, Any]:
-        """Write results.json and summary.md; publish them (and the plots) if asked."""
+        """Write this seed's results.json and summary.md (rank 0 only); return the results."""
         results = self.results()
-        atomic_write_text(self.dir / "results.json", json.dumps(results, indent=2) + "\n")
-        atomic_write_text(self.dir / "summary.md", summary_markdown(results))
-        if self.publish_dir is not None:
-            publish(self.dir, self.publish_dir / self.slug / self.experiment, results)
+        if distributed.is_main():
+            write_results(self.dir, results)
         return results
 
 
-def summary_markdown(results: dict[str, Any]) -> str:
-    lines = [
-        f"# {results['paper']}:{results['experiment']} ({results['preset']})",
-        "",
-        f"Runtime {results['runtime_s']:.0f} s on {results['env']['device']}, "
-        f"torch {results['env']['torch']}, seeds {results['seeds']}, "
-        f"commit {results['env']['commit']}.",
-        "",
-        "| claim | paper | measured | holds |",
-        "|---|---|---|---|",
-    ]
-    for c in results["claims"]:
-        measured = ", ".join(f"{k}={_fmt(v)}" for k, v in c["measured"].items())
-        verdict = ("yes" if c["holds"] else "**no**") if c["asserted"] else "reported"
-        lines.append(f"| {c['statement']} | {c['paper']} | {measured} | {verdict} |")
-    for note in results.get("notes", []):
-        lines += ["", note]
-    return "\n".join(lines) + "\n"
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, list) and len(v) > 6:
-        return "[" + ", ".join(_fmt(x) for x in v[:3]) + ", …]"
-    if isinstance(v, list):
-        return "[" + ", ".join(_fmt(x) for x in v) + "]"
-    return str(v)
+def write_results(folder: Path, results: dict[str, Any]) -> None:
+    atomic_write_text(folder / "results.json", json.dumps(results, indent=2) + "\n")
+    atomic_write_text(folder / "summary.md", summary_markdown(results))
 
 
 def publish(run_dir: Path, dest: Path, results: dict[str, Any]) -> None:
@@ -272,6 +255,77 @@ def resumable_run_dir(out: Path, slug: str, experiment: str, preset: str) -> Pat
     return candidates[-1] if candidates else None
 
 
+def _check_resumable(run_dir: Path, record: dict[str, Any]) -> None:
+    """Refuse to resume a run folder made with another seed list or config."""
+    try:
+        saved = json.loads((run_dir / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        raise CheckpointError(f"cannot resume {run_dir}: config.json missing or corrupt") from None
+    keys = [k for k in ("seed", "seeds", "config") if k in record]
+    mismatch = [k for k in keys if saved.get(k) != record[k]]
+    if mismatch:
+        raise UsageError(
+            f"cannot resume {run_dir}: its {' and '.join(mismatch)} differ from this "
+            "command's; rerun without --resume or with the same --seed(s)/--set"
+        )
+
+
+def _seed_run(
+    run_dir: Path,
+    *,
+    slug: str,
+    experiment: str,
+    preset: str,
+    cfg: Any,
+    seed: int,
+    device: torch.device,
+    quiet: bool,
+) -> Run:
+    """Open the run of one seed in ``run_dir``: continue it if it has a config.json (its
+    checkpoints then resume the training), else start it there."""
+    record = {
+        "paper": slug,
+        "experiment": experiment,
+        "preset": preset,
+        "seed": seed,
+        "config": _jsonable(to_dict(cfg)),
+    }
+    elapsed = 0.0
+    resumed = (run_dir / "config.json").exists()
+    if resumed:
+        _check_resumable(run_dir, record)
+        progress = run_dir / "progress.json"
+        if progress.exists():
+            elapsed = float(json.loads(progress.read_text()).get("elapsed_s", 0.0))
+    elif distributed.is_main():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        record = dict(record, env=environment(device))
+        atomic_write_text(run_dir / "config.json", json.dumps(record, indent=2) + "\n")
+    seed_everything(seed)
+    return Run(
+        slug=slug,
+        experiment=experiment,
+        preset=preset,
+        cfg=cfg,
+        seed=seed,
+        device=device,
+        dir=run_dir,
+        quiet=quiet or not distributed.is_main(),
+        resumed=resumed,
+        _elapsed_before=elapsed,
+    )
+
+
+def _run_dir(out: Path, slug: str, experiment: str, preset: str, resume: bool) -> Path:
+    """The newest unfinished run folder (with ``resume``) or a new one; under torchrun,
+    rank 0 decides and every rank gets the same folder."""
+    found: Path | None = None
+    if distributed.is_main():
+        found = resumable_run_dir(out, slug, experiment, preset) if resume else None
+        found = found or new_run_dir(out, slug, experiment, preset)
+    return Path(distributed.broadcast(str(found) if found else ""))
+
+
 def open_run(
     *,
     slug: str,
@@ -283,50 +337,92 @@ def open_run(
     out: Path,
     resume: bool,
     quiet: bool,
-    publish_dir: Path | None,
 ) -> Run:
-    """Create a run folder (or reopen the newest unfinished one with ``resume``)."""
-    config_record = {
-        "paper": slug,
-        "experiment": experiment,
-        "preset": preset,
-        "seed": seed,
-        "config": _jsonable(to_dict(cfg)),
-    }
-    run_dir = resumable_run_dir(out, slug, experiment, preset) if resume else None
-    resumed = run_dir is not None
-    elapsed = 0.0
-    if run_dir is not None:
-        try:
-            saved = json.loads((run_dir / "config.json").read_text())
-        except (OSError, json.JSONDecodeError):
-            raise CheckpointError(
-                f"cannot resume {run_dir}: config.json missing or corrupt"
-            ) from None
-        mismatch = [k for k in ("seed", "config") if saved.get(k) != config_record[k]]
-        if mismatch:
-            raise UsageError(
-                f"cannot resume {run_dir}: its {' and '.join(mismatch)} differ from this "
-                "command's; rerun without --resume or with the same --seed/--set"
-            )
-        progress = run_dir / "progress.json"
-        if progress.exists():
-            elapsed = float(json.loads(progress.read_text()).get("elapsed_s", 0.0))
-    else:
-        run_dir = new_run_dir(out, slug, experiment, preset)
-        record = dict(config_record, env=environment(device))
-        atomic_write_text(run_dir / "config.json", json.dumps(record, indent=2) + "\n")
-    seed_everything(seed)
-    return Run(
+    """One seed's run in a new folder (or the newest unfinished one, with ``resume``)."""
+    return _seed_run(
+        _run_dir(out, slug, experiment, preset, resume),
         slug=slug,
         experiment=experiment,
         preset=preset,
         cfg=cfg,
         seed=seed,
         device=device,
-        dir=run_dir,
         quiet=quiet,
-        publish_dir=publish_dir,
-        resumed=resumed,
-        _elapsed_before=elapsed,
     )
+
+
+def run_experiment(
+    *,
+    slug: str,
+    experiment: str,
+    preset: str,
+    cfg: Any,
+    body: Callable[[Run, Any], None],
+    seeds: list[int],
+    device: torch.device,
+    out: Path,
+    resume: bool = False,
+    run_dir: Path | None = None,
+    quiet: bool = False,
+    publish_dir: Path | None = None,
+    announce: Callable[[str], None] = print,
+) -> tuple[Path, dict[str, Any]]:
+    """Run ``body(run, cfg)`` once per seed and write one results.json over all seeds.
+
+    One seed runs in the run folder itself; several run in ``seed-<k>/`` subfolders and the
+    folder gets the aggregate (:func:`sutskever30.core.results.aggregate_results`) with the
+    first seed's plots. A finished seed is not run again on resume; an unfinished one
+    continues from its checkpoints. ``run_dir`` names the folder to continue; otherwise
+    ``resume`` picks the newest unfinished one. ``publish_dir`` gets a copy of the results.
+    """
+    if run_dir is None:
+        run_dir = _run_dir(out, slug, experiment, preset, resume)
+    record = {
+        "paper": slug,
+        "experiment": experiment,
+        "preset": preset,
+        "seeds": seeds,
+        "config": _jsonable(to_dict(cfg)),
+    }
+    if len(seeds) > 1:
+        if (run_dir / "config.json").exists():
+            _check_resumable(run_dir, record)
+        elif distributed.is_main():
+            record = dict(record, env=environment(device))
+            atomic_write_text(run_dir / "config.json", json.dumps(record, indent=2) + "\n")
+    per_seed = []
+    for k, seed in enumerate(seeds):
+        seed_dir = run_dir if len(seeds) == 1 else run_dir / f"seed-{seed}"
+        done = seed_dir / "results.json"
+        if len(seeds) > 1 and done.exists():
+            per_seed.append(json.loads(done.read_text()))
+            announce(f"{slug}:{experiment} seed {seed} ({k + 1}/{len(seeds)}): done already")
+            continue
+        run = _seed_run(
+            seed_dir,
+            slug=slug,
+            experiment=experiment,
+            preset=preset,
+            cfg=cfg,
+            seed=seed,
+            device=device,
+            quiet=quiet,
+        )
+        what = "resuming" if run.resumed else "starting"
+        announce(
+            f"{slug}:{experiment} [{preset}] seed {seed} ({k + 1}/{len(seeds)}): {what} "
+            f"in {seed_dir}"
+        )
+        body(run, cfg)
+        per_seed.append(run.finish())
+    results = aggregate_results(per_seed)
+    if distributed.is_main():
+        if len(seeds) > 1:
+            first = run_dir / f"seed-{seeds[0]}"
+            for name in results["plots"]:
+                if (first / name).exists():
+                    shutil.copyfile(first / name, run_dir / name)
+        write_results(run_dir, results)
+        if publish_dir is not None:
+            publish(run_dir, publish_dir / slug / experiment, results)
+    return run_dir, results

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from sutskever30.core import distributed
 from sutskever30.core.errors import DivergenceError
 from sutskever30.core.run import Run
 
@@ -29,11 +30,12 @@ def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
 
 def batch_indices(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
     """Indices of the ``step``-th minibatch: epochs are fresh permutations of ``range(n)``
-    seeded by (seed, epoch); the last partial batch of an epoch is dropped."""
+    seeded by (seed, epoch); the last partial batch of an epoch is dropped. Under torchrun
+    each rank gets its contiguous slice of this global batch."""
     per_epoch = max(n // batch_size, 1)
     epoch, offset = divmod(step, per_epoch)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-    return perm[offset * batch_size : (offset + 1) * batch_size]
+    return distributed.shard(perm[offset * batch_size : (offset + 1) * batch_size])
 
 
 def fit(
@@ -56,7 +58,9 @@ def fit(
     metrics including ``loss``. ``evaluate(i)`` runs every ``eval_every`` steps and after the
     last. A non-finite loss stops training with DivergenceError, keeping the last good
     checkpoint. With a checkpoint present under ``key`` (``--resume``), training continues
-    from it; a finished key returns its stored history at once.
+    from it; a finished key returns its stored history at once. Under torchrun the
+    gradients are averaged over the ranks before each optimizer step
+    (:mod:`sutskever30.core.distributed`).
     """
     history: list[dict[str, float]] = []
     start = 0
@@ -90,6 +94,7 @@ def fit(
 
     bar = run.progress(steps, key, initial=start)
     running: float | None = None
+    sync = distributed.data_parallel(model, optimizer)
     try:
         for i in range(start, steps):
             model.train()
@@ -123,5 +128,7 @@ def fit(
                 save(False, i + 1)
     finally:
         bar.close()
+        if sync is not None:
+            sync.remove()
     save(True, steps)
     return history

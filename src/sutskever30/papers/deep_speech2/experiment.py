@@ -229,7 +229,7 @@ def run_digits(run: Run, cfg: DigitsConfig) -> None:
         "greedy WER on held-out recordings is below a third of chance (random digit words)",
         "a 9-layer DS2 with BN and SortaGrad reaches dev WER 9.52 on 12,000 h of English",
         {"wer": base["wer"], "cer": base["cer"], "chance_wer": chance},
-        base["wer"] < chance / 3,
+        "wer < chance_wer / 3",
     )
 
     # Data scaling: WER vs number of training recordings, power law WER = a * n^b.
@@ -242,7 +242,7 @@ def run_digits(run: Run, cfg: DigitsConfig) -> None:
         "the fitted power-law exponent is negative",
         "WER falls ~40% relative for each 10x more training data",
         {"recordings": ns, "wer": wers, "power_law_exponent": float(slope)},
-        wers[-1] < wers[0] and slope < 0,
+        "wer[-1] < wer[0] and power_law_exponent < 0",
     )
     fit_n = np.geomspace(ns[0], ns[-1], 20)
     plots.line_plot(
@@ -271,13 +271,11 @@ def run_digits(run: Run, cfg: DigitsConfig) -> None:
                 "dev WER 11.96 without SortaGrad vs 10.83 with it (no-BN nets)",
             ),
         ):
-            run.claim(
+            run.report(
                 f"{key}_worse",
                 f"without {what} the held-out WER at equal steps is higher",
                 paper,
                 {"wer": base["wer"], f"{key}_wer": results[key]["wer"]},
-                results[key]["wer"] > base["wer"],
-                asserted=False,
             )
         plots.line_plot(
             run.plot_path("ablations.png"),

@@ -279,7 +279,7 @@ def claims(run: Run, results: list[Trained]) -> None:
             "model's best",
             "Table 1: non-regularized 120.7 vs medium 86.2 / large 82.2 (val)",
             {f"{r.label}_best_val_ppl": r.best_val for r in [base, *nonrec]},
-            all(r.best_val < base.best_val for r in nonrec),
+            " and ".join(f"{r.label}_best_val_ppl < {base.label}_best_val_ppl" for r in nonrec),
         )
         at_min = base.val_ppl.index(base.best_val)
         run.claim(
@@ -292,9 +292,9 @@ def claims(run: Run, results: list[Trained]) -> None:
                 "final_val_ppl": base.val_ppl[-1],
                 "train_ppl_at_min": base.train_ppl[at_min],
                 "final_train_ppl": base.train_ppl[-1],
+                "rise": OVERFIT_RISE,
             },
-            base.val_ppl[-1] >= (1 + OVERFIT_RISE) * base.best_val
-            and base.train_ppl[-1] < base.train_ppl[at_min],
+            "final_val_ppl >= (1 + rise) * min_val_ppl and final_train_ppl < train_ppl_at_min",
         )
     if naive and nonrec:
         run.claim(
@@ -307,18 +307,16 @@ def claims(run: Run, results: list[Trained]) -> None:
                 f"{naive[0].label}_best_val_ppl": naive[0].best_val,
                 f"{nonrec[0].label}_best_val_ppl": nonrec[0].best_val,
             },
-            naive[0].best_val > nonrec[0].best_val,
+            f"{naive[0].label}_best_val_ppl > {nonrec[0].label}_best_val_ppl",
         )
     for r in results:
         if r.label in PAPER_PPL:
             paper_val, paper_test = PAPER_PPL[r.label]
-            run.claim(
-                f"{r.label}_matches_paper",
-                f"{r.label} configuration's PTB perplexity is near the paper's (reported)",
+            run.report(
+                f"{r.label}_ppl",
+                f"{r.label} configuration's PTB perplexity beside the paper's",
                 f"Table 1: {r.label} val {paper_val}, test {paper_test}",
                 {"best_val_ppl": r.best_val, "test_ppl": r.test_ppl},
-                abs(r.test_ppl - paper_test) <= 0.05 * paper_test,
-                asserted=False,
             )
 
 
