@@ -20,8 +20,10 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-## The main job: every experiment at the quick preset, then the report.
+## The main job: fetch the datasets not yet here, every experiment at the quick preset, then
+## the report. A dataset that cannot be fetched is named; the run then stops on it clearly.
 quick: install
+	-$(S30) data fetch all
 	$(S30) run all --preset quick -q
 	$(S30) report
 

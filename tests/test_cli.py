@@ -65,7 +65,7 @@ def test_list_and_help(capsys):
     assert "resnet" in out and "initialization_scale" in out
     with pytest.raises(SystemExit):
         main(["run", "resnet", "--help"])
-    assert "depths=(20, 56)" in capsys.readouterr().out
+    assert "depths (tuple[int, ...]): smoke=(8, 14)  quick=(20, 56)" in capsys.readouterr().out
 
 
 def test_data_list_and_verify(capsys):

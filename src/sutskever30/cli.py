@@ -1,4 +1,4 @@
-"""The ``s30`` command: list, run, report, sample, data, bench.
+"""s30: run the papers' experiments, measure their claims, report them.
 
 Every user error (unknown paper or key, bad value, missing data, corrupt checkpoint,
 divergence) is printed as one ``error:`` line with a non-zero exit code.
@@ -23,51 +23,116 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+PRESET_HELP = """presets:
+  smoke   seconds: every code path once, for tests; its numbers mean nothing
+  quick   minutes on a 2-core laptop CPU: the claims are measured and must hold (default)
+  full    the paper's own setting (a GPU advised); results stay in runs/"""
+
+
+def _value(cfg: object, key: str) -> object:
+    for part in key.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
 def _run_help_epilog(argv: list[str]) -> str:
-    """For ``s30 run <target> --help``: the settable keys of that target's configs."""
+    """For ``s30 run <target> --help``: the presets and every settable key of that
+    target's configs with its smoke / quick / full value."""
     from sutskever30.core.registry import resolve
 
     target = next((a for a in argv[1:] if not a.startswith("-")), None)
     if target is None:
-        return ""
-    lines = []
+        return PRESET_HELP + "\n\n`s30 run <target> --help` lists the target's --set keys."
+    lines = [PRESET_HELP]
     for paper, exp in resolve(target):
-        cfg = exp.presets["quick"]
-        lines.append(f"{paper.slug}:{exp.name} keys (quick value):")
-        for key, tp in flat_keys(cfg).items():
-            value = cfg
-            for part in key.split("."):
-                value = getattr(value, part)
-            lines.append(f"  {key}={value!r}  ({type_name(tp)})")
+        presets = {name: cfg for name, cfg in exp.presets.items()}
+        lines += ["", f"{paper.slug}:{exp.name}: {exp.description}"]
+        lines.append(f"  quick preset: {exp.quick_seeds} seed(s) by default")
+        for key, tp in flat_keys(presets["quick"]).items():
+            values = "  ".join(f"{n}={_value(c, key)!r}" for n, c in presets.items())
+            lines.append(f"  {key} ({type_name(tp)}): {values}")
     return "\n".join(lines)
 
 
 def build_parser(run_epilog: str = "") -> argparse.ArgumentParser:
-    parser = _Parser(prog="s30", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    from sutskever30 import __version__
+
+    parser = _Parser(
+        prog="s30",
+        description=__doc__.splitlines()[0],
+        epilog="`s30 <command> --help` describes each command; start with `s30 list`.",
+    )
+    parser.add_argument("--version", action="version", version=f"s30 {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     sub.add_parser("list", help="papers, experiments, quick runtimes and last verdicts")
 
     run = sub.add_parser(
         "run",
         help="run experiments",
+        description="Train and measure experiments; every claim's verdict is computed from "
+        "the numbers. Writes runs/<slug>/<experiment>/<preset>-<time>/.",
         epilog=run_epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("target", help="all | <slug> | <slug>:<experiment>")
-    run.add_argument("--preset", default="quick", choices=PRESETS)
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    run.add_argument("--out", type=Path, default=Path("runs"), help="run folders go here")
+    run.add_argument(
+        "target",
+        nargs="?",
+        help="all | <slug> | <slug>:<experiment> (not needed with --resume <run folder>)",
+    )
+    run.add_argument(
+        "--preset", default="quick", choices=PRESETS, help="smoke | quick | full (default quick)"
+    )
+    run.add_argument(
+        "--seed", type=int, default=None, help="run this one seed (default: the preset's seeds)"
+    )
+    run.add_argument(
+        "--seeds",
+        default=None,
+        metavar="N|LIST",
+        help="several seeds, aggregated into one results.json: a count (3, from --seed or 0) "
+        "or a list (0,4,7); default: the quick preset's own count, 1 for smoke and full",
+    )
+    run.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N seeds side by side in worker processes, the threads split between them "
+        "(default 1: one seed after another)",
+    )
+    run.add_argument(
+        "--sync-bn",
+        action="store_true",
+        help="under torchrun on CUDA: BatchNorm statistics over all ranks (SyncBatchNorm)",
+    )
+    run.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda"),
+        help="auto (default): CUDA when present, else CPU",
+    )
+    run.add_argument(
+        "--out", type=Path, default=Path("runs"), help="run folders go here (default runs/)"
+    )
     run.add_argument(
         "--set",
         dest="overrides",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config field (typed; `s30 run <target> --help` lists the keys)",
+        help="override a config field (typed; `s30 run <target> --help` lists the keys); "
+        "with several experiments, each key goes to those that have it",
     )
-    run.add_argument("--resume", action="store_true", help="continue the newest unfinished run")
+    run.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="RUN_FOLDER",
+        help="continue the newest unfinished run of the target, or the run folder given "
+        "(its paper, preset, seeds and settings are read from its config.json)",
+    )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     run.add_argument(
         "--results",
@@ -77,33 +142,68 @@ def build_parser(run_epilog: str = "") -> argparse.ArgumentParser:
     )
     run.add_argument("--no-publish", action="store_true", help="do not update results/")
 
-    report = sub.add_parser("report", help="build report/index.html and the README table")
-    report.add_argument("--results", type=Path, default=Path("results"))
-    report.add_argument("--out", type=Path, default=Path("report"))
-    report.add_argument("--readme", type=Path, default=Path("README.md"))
+    report = sub.add_parser(
+        "report",
+        help="build report/index.html and the README results tables",
+        description="Build the HTML report and rewrite the results tables of README.md and "
+        "(inside a checkout) of each paper's README, from results/ only.",
+    )
+    report.add_argument(
+        "--results", type=Path, default=Path("results"), help="results folder (default results/)"
+    )
+    report.add_argument(
+        "--out", type=Path, default=Path("report"), help="page folder (default report/)"
+    )
+    report.add_argument(
+        "--readme",
+        type=Path,
+        default=Path("README.md"),
+        help="README whose results table is rewritten (default README.md)",
+    )
+    report.add_argument(
+        "--no-readme", action="store_true", help="write the page only; touch no README"
+    )
 
-    sample = sub.add_parser("sample", help="generate text from a trained run's checkpoint")
+    sample = sub.add_parser(
+        "sample",
+        help="generate text from a trained run's checkpoint",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     sample.add_argument("paper", help="a paper with a sampler, e.g. char_rnn")
-    sample.add_argument("--prompt", default="\n")
-    sample.add_argument("--temperature", type=float, default=1.0)
-    sample.add_argument("--length", type=int, default=500)
-    sample.add_argument("--top-k", type=int, default=0)
-    sample.add_argument("--top-p", type=float, default=1.0)
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--prompt", default="\n", help="text the sample continues")
+    sample.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (> 0)")
+    sample.add_argument("--length", type=int, default=500, help="characters or tokens to generate")
+    sample.add_argument("--top-k", type=int, default=0, help="keep the k likeliest (0: all)")
+    sample.add_argument(
+        "--top-p", type=float, default=1.0, help="nucleus: keep this probability mass"
+    )
+    sample.add_argument("--seed", type=int, default=0, help="sampling seed")
     sample.add_argument("--run", type=Path, default=None, help="run folder (default: newest)")
-    sample.add_argument("--out", type=Path, default=Path("runs"))
+    sample.add_argument("--out", type=Path, default=Path("runs"), help="where runs are")
 
     data = sub.add_parser("data", help="list, fetch or verify datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     data_sub.add_parser("list", help="datasets and whether a copy is present")
-    fetch = data_sub.add_parser("fetch", help="download the official files (md5-checked)")
-    fetch.add_argument("name")
+    fetch = data_sub.add_parser(
+        "fetch",
+        help="download the official files (md5-checked); `all`: every dataset not yet here",
+        description="S30_DATA_MIRROR=<URL> fetches https://host/path from <URL>/host/path",
+    )
+    fetch.add_argument("name", help="a dataset, or all")
     fetch.add_argument("--url", default=None, help="a mirror of the official file")
-    verify = data_sub.add_parser("verify", help="check presence and checksums")
+    verify = data_sub.add_parser(
+        "verify", help="check presence and checksums (optional datasets may be absent)"
+    )
     verify.add_argument("name", nargs="?")
 
-    bench = sub.add_parser("bench", help="time the models' training steps")
-    bench.add_argument("target", nargs="?", default="all")
+    bench = sub.add_parser(
+        "bench",
+        help="the training loop's overhead (fit vs a bare loop) and each model's share of "
+        "the machine's matmul peak",
+    )
+    bench.add_argument("target", nargs="?", default="all", help="all | <slug> (default: all)")
+    bench.add_argument("--steps", type=int, default=20, help="steps per timed block (default 20)")
+    bench.add_argument("--repeats", type=int, default=5, help="timed blocks (default 5)")
     return parser
 
 
@@ -133,7 +233,7 @@ def cmd_list(_: argparse.Namespace) -> int:
         rows.append(
             (
                 paper.slug,
-                paper.title[:44],
+                paper.title,
                 str(paper.year),
                 ", ".join(e.name for e in paper.experiments),
                 f"{'~' if estimated else ''}{minutes:.1f} min",
@@ -146,63 +246,198 @@ def cmd_list(_: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from sutskever30.core.env import select_device
-    from sutskever30.core.registry import resolve
-    from sutskever30.core.run import open_run
+def parse_seeds(text: str | None, base: int | None, default_count: int) -> list[int]:
+    """``--seeds 3`` → three seeds from ``--seed`` (default 0); ``--seeds 0,4,7`` → those.
+    Without ``--seeds``: ``--seed k`` alone runs seed k, else the preset's default count."""
+    if text is None:
+        if base is not None:
+            return [base]
+        return list(range(default_count))
+    try:
+        if "," in text:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        else:
+            count = int(text)
+            if count < 1:
+                raise ValueError
+            seeds = list(range(base or 0, (base or 0) + count))
+    except ValueError:
+        raise UsageError(
+            f"--seeds expects a count (3) or a comma-separated list (0,4,7), got {text!r}"
+        ) from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise UsageError(f"--seeds must name distinct non-negative seeds, got {text!r}")
+    return seeds
 
-    device = select_device(args.device)
+
+def writable_dir(path: Path, what: str) -> Path:
+    """Create ``path`` (and its parents) or say in one line why it cannot be written."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{what} {path} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create {what} {path}: {err.strerror or err}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write into {what} {path}: permission denied")
+    return path
+
+
+def _split_overrides(exp, preset: str, overrides: list[str], ignored: dict[str, list[str]]):
+    """The ``--set`` items whose key this experiment's config has; the others are noted in
+    ``ignored`` (key → experiments that ignored it)."""
+    keys = flat_keys(exp.presets[preset])
+    mine = []
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if key in keys:
+            mine.append(item)
+        else:
+            ignored.setdefault(key, []).append(exp.name)
+    return mine
+
+
+def _plan_resume_folder(args: argparse.Namespace) -> list[tuple]:
+    """``s30 run --resume <run folder>``: paper, preset, seeds and settings from its
+    config.json."""
+    import json
+
+    from sutskever30.core.config import from_dict
+    from sutskever30.core.registry import get_paper
+
+    folder = Path(args.resume)
+    if args.target or args.overrides or args.seeds or args.seed is not None:
+        raise UsageError(
+            "--resume <run folder> reads the target, --set values and seeds from the folder; "
+            "give none of them"
+        )
+    try:
+        saved = json.loads((folder / "config.json").read_text())
+        slug, name, preset = saved["paper"], saved["experiment"], saved["preset"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        raise UsageError(f"{folder} is not a run folder (no readable config.json)") from None
+    if (folder / "results.json").exists():
+        raise UsageError(f"{folder} is finished already (it has results.json)")
+    exp = get_paper(slug).experiment(name)
+    cfg = from_dict(exp.presets[preset], saved["config"])
+    seeds = saved.get("seeds") or [saved["seed"]]
+    args.preset = preset
+    return [(get_paper(slug), exp, cfg, seeds, folder)]
+
+
+def _plan(args: argparse.Namespace) -> list[tuple]:
+    """(paper, experiment, config, seeds, run folder or None) for each experiment to run."""
+    from sutskever30.core.registry import resolve
+
+    if isinstance(args.resume, str):
+        return _plan_resume_folder(args)
+    if not args.target:
+        raise UsageError(
+            "run needs a target: all | <slug> | <slug>:<experiment> (`s30 list` shows them)"
+        )
+    targets = resolve(args.target)
+    ignored: dict[str, list[str]] = {}
     plan = []
-    for paper, exp in resolve(args.target):
+    for paper, exp in targets:
         if args.preset not in exp.presets:
             raise UsageError(f"{paper.slug}:{exp.name} has no preset {args.preset!r}")
-        plan.append((paper, exp, apply_overrides(exp.presets[args.preset], args.overrides)))
-    for dataset in {d for _, exp, _ in plan for d in exp.datasets}:
+        mine = args.overrides
+        if len(targets) > 1:
+            mine = _split_overrides(exp, args.preset, args.overrides, ignored)
+        cfg = apply_overrides(exp.presets[args.preset], mine)
+        default = exp.quick_seeds if args.preset == "quick" else 1
+        plan.append((paper, exp, cfg, parse_seeds(args.seeds, args.seed, default), None))
+    for key, names in ignored.items():
+        if len(names) == len(targets):
+            raise UsageError(f"unknown config key {key!r}: no experiment of {args.target} has it")
+        print(f"--set {key}: ignored by {', '.join(names)} (no such key)", file=sys.stderr)
+    return plan
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sutskever30.core import distributed
+    from sutskever30.core.env import select_device
+    from sutskever30.core.results import fmt_measured, seeds_text
+    from sutskever30.core.run import run_experiment
+
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
+    plan = _plan(args)
+    writable_dir(args.out, "--out")
+    for dataset in {d for _, exp, _, _, _ in plan for d in exp.datasets}:
         from sutskever30.data import get_dataset
 
         get_dataset(dataset).require()
-    # results/ holds the canonical quick results: runs with --set overrides stay in runs/.
-    publish = None
-    if args.preset == "quick" and not args.no_publish and not args.overrides:
-        publish = args.results
-    failures = 0
-    for paper, exp, cfg in plan:
-        run = open_run(
-            slug=paper.slug,
-            experiment=exp.name,
-            preset=args.preset,
-            cfg=cfg,
-            seed=args.seed,
-            device=device,
-            out=args.out,
-            resume=args.resume,
-            quiet=args.quiet,
-            publish_dir=publish,
-        )
-        if args.resume and not run.resumed and not args.quiet:
-            print(f"{paper.slug}:{exp.name}: no unfinished {args.preset} run to resume; new run")
-        start = time.time()
-        exp.run(run, cfg)
-        results = run.finish()
-        asserted = [c for c in results["claims"] if c["asserted"]]
-        held = sum(c["holds"] for c in asserted)
-        failures += len(asserted) - held
-        print(
-            f"{paper.slug}:{exp.name} [{args.preset}] {held}/{len(asserted)} claims hold "
-            f"({time.time() - start:.0f} s) -> {run.dir}"
-        )
-        for c in results["claims"]:
-            mark = ("ok " if c["holds"] else "NO ") if c["asserted"] else "-- "
-            print(f"  {mark} {c['id']}: {c['statement']}")
+    device = distributed.init(select_device(args.device), sync_bn=args.sync_bn)
+    say = print if distributed.is_main() and not args.quiet else (lambda _: None)
+    try:
+        for paper, exp, cfg, seeds, folder in plan:
+            # results/ holds the canonical quick results: runs with other settings stay in runs/
+            canonical = (
+                args.preset == "quick"
+                and cfg == exp.presets["quick"]
+                and seeds == list(range(exp.quick_seeds))
+            )
+            publish = args.results if canonical and not args.no_publish else None
+            start = time.time()
+            run_dir, results = run_experiment(
+                slug=paper.slug,
+                experiment=exp.name,
+                preset=args.preset,
+                cfg=cfg,
+                body=exp.run,
+                seeds=seeds,
+                device=device,
+                out=args.out,
+                resume=bool(args.resume),
+                run_dir=folder,
+                quiet=args.quiet,
+                publish_dir=publish,
+                jobs=args.jobs,
+                announce=say,
+            )
+            if not distributed.is_main():
+                continue
+            asserted = [c for c in results["claims"] if c["asserted"]]
+            held = sum(c["holds"] for c in asserted)
+            n = len(seeds)
+            print(
+                f"{paper.slug}:{exp.name} [{args.preset}] {held}/{len(asserted)} claims hold "
+                f"over {n} seed{'s' if n > 1 else ''} ({time.time() - start:.0f} s) -> {run_dir}"
+            )
+            for c in results["claims"]:
+                mark = ("ok " if c["holds"] else "NO ") if c["asserted"] else "-- "
+                held_in = f" [{seeds_text(c)}]" if seeds_text(c) else ""
+                print(f"  {mark} {c['id']}{held_in}: {fmt_measured(c)}")
+    finally:
+        distributed.shutdown()
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from sutskever30.core.report import build_report
+    from sutskever30.core.report import PAPERS_DIR, build_report, load_results
 
-    page = build_report(args.results, args.out, args.readme)
+    if not args.results.is_dir():
+        raise UsageError(
+            f"no results folder {args.results} (run `s30 run all` first, or pass --results)"
+        )
+    if not load_results(args.results):
+        raise UsageError(f"{args.results} holds no results.json files; nothing to report")
+    readme = papers = None
+    if not args.no_readme:
+        if not args.readme.is_file():
+            raise UsageError(f"no README at {args.readme} (pass --readme or --no-readme)")
+        readme = args.readme
+        # the paper READMEs are rewritten only inside the checkout that holds this README
+        if PAPERS_DIR.resolve().is_relative_to(args.readme.resolve().parent):
+            papers = PAPERS_DIR
+    writable_dir(args.out, "--out")
+    page = build_report(args.results, args.out, readme, papers_dir=papers)
     print(f"report written to {page}")
     return 0
+
+
+MAX_SAMPLE_LENGTH = 100_000
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -213,48 +448,66 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise UsageError(f"paper {paper.slug!r} has no sampler")
     if not args.temperature > 0:
         raise UsageError(f"--temperature must be > 0, got {args.temperature}")
-    if args.length < 1:
-        raise UsageError(f"--length must be >= 1, got {args.length}")
+    if not 1 <= args.length <= MAX_SAMPLE_LENGTH:
+        raise UsageError(f"--length must be in [1, {MAX_SAMPLE_LENGTH}], got {args.length}")
     if not 0 < args.top_p <= 1:
         raise UsageError(f"--top-p must be in (0, 1], got {args.top_p}")
     if args.top_k < 0:
         raise UsageError(f"--top-k must be >= 0, got {args.top_k}")
-    print(paper.sample(args))
+    text = paper.sample(args)
+    for chunk in [text] if isinstance(text, str) else text:  # a sampler may stream
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
     return 0
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from sutskever30.data import all_datasets, data_dir, get_dataset
+    from sutskever30.data import all_datasets, data_dir, fetch_missing, get_dataset
 
     if args.data_command == "list":
         print(f"data directory: {data_dir()}")
         for ds in all_datasets():
-            found = ds.find()
-            print(f"  {ds.name:16} {'present' if found else 'missing':8} {ds.description}")
+            found = "present" if ds.find() else "missing" if ds.required else "absent"
+            need = "" if ds.required else " (optional)"
+            print(f"  {ds.name:17} {found:8} {ds.description}{need}")
         return 0
-    if args.data_command == "fetch":
+    if args.data_command == "fetch" and args.name != "all":
         path = get_dataset(args.name).fetch(args.url)
         print(f"{args.name}: {path}")
         return 0
-    names = [args.name] if args.name else [d.name for d in all_datasets()]
+    if args.data_command == "fetch":
+        if args.url:
+            raise UsageError("--url names one dataset's file: use it with a dataset, not all")
+        print(f"data directory: {data_dir()}")
+        results = ((ds.name, state, message) for ds, state, message in fetch_missing())
+    else:
+        names = [args.name] if args.name else [d.name for d in all_datasets()]
+        results = ((name, *get_dataset(name).verify()) for name in names)
     bad = 0
-    for name in names:
-        ok, message = get_dataset(name).verify()
-        bad += not ok
-        print(f"  {name:16} {'ok' if ok else 'FAIL':5} {message}")
+    for name, state, message in results:
+        bad += state == "FAIL"
+        print(f"  {name:17} {state:8} {message}", flush=True)
     return 1 if bad else 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from sutskever30.core.bench import TAX_BAR, bench_paper
     from sutskever30.core.registry import all_papers, get_paper
 
     papers = all_papers() if args.target == "all" else [get_paper(args.target)]
+    import torch
+
+    print(
+        f"fit vs a bare loop, {args.steps} steps x {args.repeats} repeats, "
+        f"{torch.get_num_threads()} threads (bar: ratio <= {TAX_BAR})"
+    )
+    above = 0
     for paper in papers:
-        if paper.bench is None:
-            continue
-        for name, value in paper.bench().items():
-            print(f"{paper.slug:24} {name:40} {value}")
-    return 0
+        for result in bench_paper(paper, steps=args.steps, repeats=args.repeats, quiet=False):
+            above += result.ratio > TAX_BAR
+            print(f"{paper.slug:20} {result.line()}", flush=True)
+    return 1 if above else 0
 
 
 COMMANDS = {
@@ -267,23 +520,44 @@ COMMANDS = {
 }
 
 
+def _clear_bars() -> None:
+    """Close live progress bars so an error starts on a fresh line."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", [])):
+        bar.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         epilog = ""
         if argv[:1] == ["run"] and ("-h" in argv or "--help" in argv):
             epilog = _run_help_epilog(argv)
-        args = build_parser(epilog).parse_args(argv)
+        parser = build_parser(epilog)
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 0
         return COMMANDS[args.command](args)
     except S30Error as err:
+        _clear_bars()
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
-        print("error: interrupted; rerun with --resume to continue", file=sys.stderr)
+        from sutskever30.core.run import interrupted_message
+
+        _clear_bars()
+        print(f"error: {interrupted_message()}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as err:  # a file system refusal no check above foresaw: one line
+        _clear_bars()
+        where = f": {err.filename}" if err.filename else ""
+        print(f"error: {err.strerror or err}{where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -12,6 +12,17 @@ import torch
 from sutskever30.core.errors import CheckpointError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _readable(tmp: str) -> None:
+    """mkstemp creates files 0600; give them the mode a plain ``open`` would (the umask's)."""
+    os.chmod(tmp, 0o666 & ~_umask())
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a reader sees either the old file or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -21,6 +32,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        _readable(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -38,6 +50,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     os.close(fd)
     try:
         torch.save(state, tmp)
+        _readable(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

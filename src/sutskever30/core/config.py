@@ -124,8 +124,44 @@ def apply_overrides(cfg: Any, overrides: Iterable[str]) -> Any:
             cfg = _replace_path(cfg, key.split("."), value)
         except ValueError as err:  # raised by a config's __post_init__ validation
             raise UsageError(f"bad value {text!r} for {key}: {err}") from None
+    check_positive(cfg)
     return cfg
+
+
+# Settings that make a run meaningless unless positive, whatever the experiment: a learning
+# rate of 0 trains nothing, 0 steps measure nothing.
+POSITIVE = frozenset({"lr", "lrs", "learning_rate", "steps", "batch_size", "epochs"})
+
+
+def check_positive(cfg: Any) -> None:
+    """Raise UsageError if a setting named in :data:`POSITIVE` is ≤ 0 (anywhere in ``cfg``)."""
+    for key in flat_keys(cfg):
+        if key.rsplit(".", 1)[-1] not in POSITIVE:
+            continue
+        value: Any = cfg
+        for part in key.split("."):
+            value = getattr(value, part)
+        values = value if isinstance(value, tuple) else (value,)
+        if any(isinstance(v, (int, float)) and not v > 0 for v in values):
+            raise UsageError(f"bad value {value!r} for {key}: must be > 0")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
+
+
+def from_dict(template: Any, data: dict[str, Any]) -> Any:
+    """The config of type ``template``'s with the values of ``data`` (a saved
+    ``config.json``'s ``config``); lists become tuples where the field holds a tuple."""
+    values = {}
+    for f in dataclasses.fields(template):
+        if f.name not in data:
+            raise UsageError(f"saved config has no {f.name!r}: it was made by another version")
+        current, saved = getattr(template, f.name), data[f.name]
+        if dataclasses.is_dataclass(current):
+            values[f.name] = from_dict(current, saved)
+        elif isinstance(current, tuple) and isinstance(saved, list):
+            values[f.name] = tuple(saved)
+        else:
+            values[f.name] = saved
+    return dataclasses.replace(template, **values)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sutskever30 import __version__
 from sutskever30.core.errors import UsageError
 
 
@@ -34,10 +35,12 @@ def select_device(name: str) -> torch.device:
 
 
 def git_commit(cwd: Path | None = None) -> str:
+    """The short commit of the checkout this package is imported from ("unknown" for an
+    installed copy outside a git checkout)."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
-            cwd=cwd or Path.cwd(),
+            cwd=cwd or Path(__file__).resolve().parent,
             capture_output=True,
             text=True,
             timeout=5,
@@ -57,4 +60,5 @@ def environment(device: torch.device) -> dict[str, str | int]:
         "cpus": os.cpu_count() or 1,
         "platform": sys.platform,
         "commit": git_commit(),
+        "sutskever30": __version__,
     }

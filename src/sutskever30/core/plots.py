@@ -10,6 +10,20 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+# Legible at the report's width: 5-inch panels at 110 dpi, text no smaller than 9 pt.
+plt.rcParams.update(
+    {
+        "font.size": 10,
+        "axes.titlesize": 11,
+        "axes.labelsize": 10,
+        "xtick.labelsize": 9,
+        "ytick.labelsize": 9,
+        "legend.fontsize": 9,
+        "legend.framealpha": 0.85,
+        "figure.titlesize": 12,
+    }
+)
+
 Series = Mapping[str, tuple[Sequence[float], Sequence[float]]]
 
 
@@ -34,14 +48,14 @@ def draw_lines(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title)
     if logx:
         ax.set_xscale("log")
     if logy:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
     if len(series) > 1:
-        ax.legend(fontsize=8)
+        ax.legend(loc="best")
 
 
 def save(fig, path: Path) -> None:

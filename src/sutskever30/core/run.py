@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -90,6 +92,8 @@ class Run:
     plots: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     resumed: bool = False
+    nets_total: int | None = None  # how many networks the experiment trains, if it says
+    nets_started: int = 0
     _start: float = field(default_factory=time.time)
     _elapsed_before: float = 0.0
 
@@ -118,6 +122,7 @@ class Run:
         atomic_write_text(path, "".join(k + "\n" for k in kept))
 
     def progress(self, total: int, desc: str, initial: int = 0) -> tqdm:
+        """A progress bar (none with ``-q``) for ``total`` units of long work."""
         return tqdm(
             total=total,
             initial=initial,
@@ -302,7 +307,7 @@ def _seed_run(
         record = dict(record, env=environment(device))
         atomic_write_text(run_dir / "config.json", json.dumps(record, indent=2) + "\n")
     seed_everything(seed)
-    return Run(
+    run = Run(
         slug=slug,
         experiment=experiment,
         preset=preset,
@@ -313,6 +318,30 @@ def _seed_run(
         quiet=quiet or not distributed.is_main(),
         resumed=resumed,
         _elapsed_before=elapsed,
+    )
+    _ACTIVE[:] = [run]
+    return run
+
+
+_ACTIVE: list[Run] = []
+
+
+def interrupted_message() -> str:
+    """What Ctrl-C leaves behind: which run folder, whether it has checkpoints, and the
+    command that continues it."""
+    if not _ACTIVE:
+        return "interrupted before any run started; nothing was written"
+    run = _ACTIVE[0]
+    folder = run.dir.parent if run.dir.name.startswith("seed-") else run.dir
+    kept = sorted(p.stem for p in (run.dir / "checkpoints").glob("*.pt"))
+    if kept:
+        return (
+            f"interrupted; checkpoints of {', '.join(kept)} kept in {run.dir}; "
+            f"`s30 run --resume {folder}` continues from them"
+        )
+    return (
+        f"interrupted before the first checkpoint of seed {run.seed}: nothing to resume in "
+        f"{run.dir}; `s30 run --resume {folder}` starts that seed again from step 0"
     )
 
 
@@ -351,6 +380,26 @@ def open_run(
     )
 
 
+def _run_one_seed(
+    seed_dir: Path,
+    seed: int,
+    threads: int | None,
+    *,
+    body: Callable[[Run, Any], None],
+    quiet: bool = True,
+    **where: Any,
+) -> dict[str, Any]:
+    """Train and measure one seed in ``seed_dir`` (continuing it if it was started); return
+    its results. With ``threads`` it runs in a worker process of its own."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    run = _seed_run(seed_dir, seed=seed, quiet=quiet, **where)
+    if run.resumed:
+        run.info(f"{run.slug}:{run.experiment} seed {seed}: resuming in {seed_dir}")
+    body(run, where["cfg"])
+    return run.finish()
+
+
 def run_experiment(
     *,
     slug: str,
@@ -365,6 +414,7 @@ def run_experiment(
     run_dir: Path | None = None,
     quiet: bool = False,
     publish_dir: Path | None = None,
+    jobs: int = 1,
     announce: Callable[[str], None] = print,
 ) -> tuple[Path, dict[str, Any]]:
     """Run ``body(run, cfg)`` once per seed and write one results.json over all seeds.
@@ -374,6 +424,9 @@ def run_experiment(
     first seed's plots. A finished seed is not run again on resume; an unfinished one
     continues from its checkpoints. ``run_dir`` names the folder to continue; otherwise
     ``resume`` picks the newest unfinished one. ``publish_dir`` gets a copy of the results.
+    ``jobs`` > 1 runs that many seeds side by side in worker processes, the threads split
+    between them (on 2 cores, two 1-thread seeds beat one 2-thread seed after another when
+    the models are small: ``s30 bench`` and the READMEs say which).
     """
     if run_dir is None:
         run_dir = _run_dir(out, slug, experiment, preset, resume)
@@ -390,31 +443,39 @@ def run_experiment(
         elif distributed.is_main():
             record = dict(record, env=environment(device))
             atomic_write_text(run_dir / "config.json", json.dumps(record, indent=2) + "\n")
-    per_seed = []
+    common = dict(
+        slug=slug, experiment=experiment, preset=preset, cfg=cfg, body=body, device=device
+    )
+    todo, done = [], {}
     for k, seed in enumerate(seeds):
         seed_dir = run_dir if len(seeds) == 1 else run_dir / f"seed-{seed}"
-        done = seed_dir / "results.json"
-        if len(seeds) > 1 and done.exists():
-            per_seed.append(json.loads(done.read_text()))
+        if len(seeds) > 1 and (seed_dir / "results.json").exists():
+            done[seed] = json.loads((seed_dir / "results.json").read_text())
             announce(f"{slug}:{experiment} seed {seed} ({k + 1}/{len(seeds)}): done already")
-            continue
-        run = _seed_run(
-            seed_dir,
-            slug=slug,
-            experiment=experiment,
-            preset=preset,
-            cfg=cfg,
-            seed=seed,
-            device=device,
-            quiet=quiet,
-        )
-        what = "resuming" if run.resumed else "starting"
+        else:
+            todo.append((k, seed, seed_dir))
+    if jobs > 1 and len(todo) > 1:
+        threads = max(1, torch.get_num_threads() // jobs)
         announce(
-            f"{slug}:{experiment} [{preset}] seed {seed} ({k + 1}/{len(seeds)}): {what} "
-            f"in {seed_dir}"
+            f"{slug}:{experiment} [{preset}] seeds {[s for _, s, _ in todo]}: {jobs} side by "
+            f"side, {threads} thread(s) each, in {run_dir}"
         )
-        body(run, cfg)
-        per_seed.append(run.finish())
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = {
+                pool.submit(_run_one_seed, seed_dir, seed, threads, **common): seed
+                for _, seed, seed_dir in todo
+            }
+            for future in as_completed(futures):
+                done[futures[future]] = future.result()
+                announce(f"{slug}:{experiment} seed {futures[future]}: finished")
+    else:
+        for k, seed, seed_dir in todo:
+            announce(
+                f"{slug}:{experiment} [{preset}] seed {seed} ({k + 1}/{len(seeds)}) in {seed_dir}"
+            )
+            done[seed] = _run_one_seed(seed_dir, seed, None, quiet=quiet, **common)
+    per_seed = [done[seed] for seed in seeds]
     results = aggregate_results(per_seed)
     if distributed.is_main():
         if len(seeds) > 1:

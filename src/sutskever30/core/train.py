@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from sutskever30.core import distributed
-from sutskever30.core.errors import DivergenceError
+from sutskever30.core.errors import CheckpointError, DivergenceError
 from sutskever30.core.run import Run
 
 StepFn = Callable[[int], dict[str, float]]
@@ -66,17 +66,26 @@ def fit(
     start = 0
     state = run.load(key)
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
-        history = list(state["history"])
-        start = int(state["step"])
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["rng"])
+            history = list(state["history"])
+            start = int(state["step"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            what = f"no {err}" if isinstance(err, KeyError) else str(err).strip().splitlines()[0]
+            raise CheckpointError(
+                f"{run.checkpoint_path(key)} is not a checkpoint of {key!r} in this run "
+                f"({what}); delete it or start without --resume"
+            ) from None
         run.truncate_metrics(key, start - 1)
         if state.get("done"):
             return history
         run.info(f"{key}: resuming at step {start}")
+    elif run.resumed:
+        run.info(f"{key}: no checkpoint of it in this run yet; training from step 0")
 
     def save(done: bool, at: int) -> None:
         run.save(
@@ -92,7 +101,9 @@ def fit(
             },
         )
 
-    bar = run.progress(steps, key, initial=start)
+    run.nets_started += 1
+    of = f"/{run.nets_total}" if run.nets_total else ""
+    bar = run.progress(steps, f"net {run.nets_started}{of} {key}", initial=start)
     running: float | None = None
     sync = distributed.data_parallel(model, optimizer)
     try:

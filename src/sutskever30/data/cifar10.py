@@ -3,7 +3,7 @@
 Reads either the official python archive ``cifar-10-python.tar.gz`` (pickled batches,
 straight from the tar file, or its extracted ``cifar-10-batches-py/`` folder) or an
 image-folder tree ``cifar10-images/{train,test}/<class>/*.jpg``. Either is decoded once into
-``<cache>/cifar10-<source>-<split>.npz``.
+``<cache>/cifar10-<source>-<split>.<fingerprint>.npz``, rebuilt when the source changes.
 """
 
 from __future__ import annotations
@@ -44,6 +44,26 @@ def _locate(root: Path) -> Path | None:
     return None
 
 
+def check_image_tree(root: Path, splits: tuple[str, ...] = ("train", "test")) -> None:
+    """Raise DataCorruptError unless every ``root/<split>/<class>/`` folder holds a file."""
+    for split in splits:
+        for name in CLASSES:
+            folder = root / split / name
+            if not folder.is_dir() or not any(folder.iterdir()):
+                raise DataCorruptError(
+                    f"{folder} is missing or empty: expected images of every CIFAR-10 class"
+                )
+
+
+def _check(found: Path) -> None:
+    if found.name == "cifar10-images":
+        check_image_tree(found)
+    elif found.is_dir():
+        missing = [n for n in (*TRAIN_BATCHES, *TEST_BATCHES) if not (found / n).is_file()]
+        if missing:
+            raise DataCorruptError(f"{found} lacks {', '.join(missing)}")
+
+
 CIFAR10 = register(
     Dataset(
         name="cifar10",
@@ -52,6 +72,7 @@ CIFAR10 = register(
         filename=ARCHIVE,
         md5=ARCHIVE_MD5,
         locate=_locate,
+        check=_check,
     )
 )
 
@@ -92,12 +113,10 @@ def read_archive(path: Path, split: str) -> dict[str, np.ndarray]:
 
 def read_image_folder(root: Path, split: str) -> dict[str, np.ndarray]:
     """Decode ``root/<split>/<class>/*`` images, classes in the official label order."""
+    check_image_tree(root, (split,))
     xs, ys = [], []
     for label, name in enumerate(CLASSES):
-        folder = root / split / name
-        if not folder.is_dir():
-            raise DataCorruptError(f"{folder} missing: expected one folder per CIFAR-10 class")
-        for file in sorted(folder.iterdir()):
+        for file in sorted((root / split / name).iterdir()):
             with Image.open(file) as img:
                 xs.append(np.asarray(img.convert("RGB"), dtype=np.uint8))
             ys.append(label)
@@ -113,7 +132,13 @@ def load_cifar10(split: str) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"split must be train or test, got {split!r}")
     source = CIFAR10.require()
     if source.name == "cifar10-images":
-        arrays = cached_arrays(f"cifar10-images-{split}", lambda: read_image_folder(source, split))
+        arrays = cached_arrays(
+            f"cifar10-images-{split}",
+            lambda: read_image_folder(source, split),
+            sources=[source / split],
+        )
     else:
-        arrays = cached_arrays(f"cifar10-official-{split}", lambda: read_archive(source, split))
+        arrays = cached_arrays(
+            f"cifar10-official-{split}", lambda: read_archive(source, split), sources=[source]
+        )
     return arrays["x"], arrays["y"]

