@@ -153,9 +153,9 @@ def test_resume_a_run_folder_by_path(finished_run, tmp_path):
 
 
 def test_ctrl_c_says_what_was_kept(tmp_path):
+    cmd = ["run", "resnet", "--seed", "0", "--preset", "quick", "--out", str(tmp_path)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sutskever30", "run", "resnet", "--preset", "quick", "--seed", "0"]
-        + ["--out", str(tmp_path), "--no-publish"],
+        [sys.executable, "-m", "sutskever30", *cmd, "--no-publish"],
         stderr=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
