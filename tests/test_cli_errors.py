@@ -174,3 +174,29 @@ def test_ctrl_c_says_what_was_kept(tmp_path):
 
 def test_sample_length_is_bounded():
     assert_one_line_error(s30("sample", "char_rnn", "--length", "1000000000"), 2, "--length")
+
+
+def test_junk_wav_says_why(tmp_path):
+    from sutskever30.core.errors import DataCorruptError
+    from sutskever30.data.fsdd import read_wav
+
+    junk = tmp_path / "0_x_0.wav"
+    junk.write_text("junk")
+    with pytest.raises(DataCorruptError, match=r"0_x_0.wav: EOFError \(truncated or not a WAV"):
+        read_wav(junk)
+
+
+def test_corrupt_jpeg_in_the_cifar_tree_is_one_line(tmp_path):
+    from PIL import Image
+
+    from sutskever30.data.cifar10 import CLASSES
+
+    root = tmp_path / "data" / "cifar10-images"
+    for split in ("train", "test"):
+        for name in CLASSES:
+            (root / split / name).mkdir(parents=True)
+            Image.new("RGB", (32, 32)).save(root / split / name / "0.png")
+    (root / "train" / "cat" / "1.jpg").write_text("not a jpeg")
+    env = dict(os.environ, S30_DATA_DIR=str(tmp_path / "data"), S30_CACHE_DIR=str(tmp_path / "c"))
+    proc = s30("run", "resnet", *SMOKE, "--out", str(tmp_path / "runs"), env=env)
+    assert_one_line_error(proc, 1, "corrupt image", "1.jpg")

@@ -117,8 +117,12 @@ def read_image_folder(root: Path, split: str) -> dict[str, np.ndarray]:
     xs, ys = [], []
     for label, name in enumerate(CLASSES):
         for file in sorted((root / split / name).iterdir()):
-            with Image.open(file) as img:
-                xs.append(np.asarray(img.convert("RGB"), dtype=np.uint8))
+            try:
+                with Image.open(file) as img:
+                    xs.append(np.asarray(img.convert("RGB"), dtype=np.uint8))
+            except (OSError, ValueError) as err:  # PIL's UnidentifiedImageError is an OSError
+                reason = str(err).strip() or type(err).__name__
+                raise DataCorruptError(f"corrupt image {file}: {reason}") from None
             ys.append(label)
     x = np.stack(xs)
     if x.shape[1:] != (32, 32, 3):

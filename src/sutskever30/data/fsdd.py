@@ -78,7 +78,8 @@ def read_wav(path: Path) -> np.ndarray:
             channels, width, rate = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
             raw = wav.readframes(wav.getnframes())
     except (wave.Error, EOFError, OSError) as err:
-        raise DataCorruptError(f"cannot read {path}: {err}") from None
+        reason = str(err).strip() or f"{type(err).__name__} (truncated or not a WAV file)"
+        raise DataCorruptError(f"cannot read {path}: {reason}") from None
     if (channels, width, rate) != (1, 2, SAMPLE_RATE):
         raise DataCorruptError(
             f"{path}: {channels} channel(s), {8 * width}-bit, {rate} Hz; "
