@@ -29,7 +29,7 @@ Deviations from the paper:
   fully connected layer between the last GRU and the softmax.
 - Padding is masked everywhere (BN statistics, conv inputs, the backward GRU starts at each
   utterance's own last frame), so a padded batch gives the same outputs as each utterance
-  alone; the paper's batches are length-bucketed instead.
+  alone (minibatches are also length-bucketed, as the paper's: task.epoch_batches).
 - In the GRU, ``z`` gates the old state as in cuDNN's convention ((1 - z) on the candidate);
   the paper writes h_t = (1 - z_t) h_{t-1} + z_t h~_t, the same cell with z and 1 - z
   exchanged.
@@ -128,7 +128,8 @@ def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     T = x.shape[1]
     t = torch.arange(T, device=x.device)
     idx = torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)  # (B, T)
-    return x.gather(1, idx.reshape(*idx.shape, *([1] * (x.dim() - 2))).expand_as(x))
+    rows = idx + T * torch.arange(x.shape[0], device=x.device)[:, None]  # into (B*T, ...)
+    return x.flatten(0, 1).index_select(0, rows.flatten()).view_as(x)
 
 
 def gru_recurrence(u: torch.Tensor, U: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -141,12 +142,13 @@ def gru_recurrence(u: torch.Tensor, U: torch.Tensor, b: torch.Tensor) -> torch.T
     H = U.shape[-1]
     h = u.new_zeros(u.shape[0], u.shape[1], H)  # (D, B, H)
     Ut = U.transpose(1, 2)  # (D, H, 3H)
+    u_rz, u_h = u.split([2 * H, H], dim=-1)  # (D, B, T, 2H), (D, B, T, H)
     outs = []
-    for u_t in u.unbind(2):  # (D, B, 3H)
-        g = torch.baddbmm(b, h, Ut)  # U h_{t-1} + b, (D, B, 3H)
-        r, z = torch.sigmoid(u_t[..., : 2 * H] + g[..., : 2 * H]).chunk(2, -1)
-        h_cand = torch.tanh(torch.addcmul(u_t[..., 2 * H :], r, g[..., 2 * H :]))
-        h = h_cand + z * (h - h_cand)  # (1 - z) h~ + z h
+    for u_rz_t, u_h_t in zip(u_rz.unbind(2), u_h.unbind(2), strict=True):  # (D, B, .)
+        g_rz, g_h = torch.baddbmm(b, h, Ut).split([2 * H, H], -1)  # U h_{t-1} + b
+        r, z = torch.sigmoid(u_rz_t + g_rz).chunk(2, -1)
+        h_cand = torch.tanh(torch.addcmul(u_h_t, r, g_h))
+        h = torch.lerp(h_cand, h, z)  # (1 - z) h~ + z h
         outs.append(h)
     return torch.stack(outs, 2)
 
@@ -206,10 +208,10 @@ class ConvBlock(nn.Module):
         y = self.conv(x)  # (B, C', F', T')
         lengths = self.out_lengths(lengths)
         mask = length_mask(lengths, y.shape[-1])[:, None, None, :].to(y.dtype)  # (B, 1, 1, T')
-        if self.bn is not None:
-            y = self.bn(y, mask)
-        # Zero the padding so the next layer sees what a lone utterance's zero padding is.
-        return y.clamp(0, 20) * mask, lengths
+        # Zero the padding (BN's output is masked already) so the next layer sees what a lone
+        # utterance's zero padding is; the clipped ReLU keeps zeros.
+        y = self.bn(y, mask) if self.bn is not None else y * mask
+        return F.hardtanh(y, 0.0, 20.0), lengths  # min(max(y, 0), 20)
 
 
 class DeepSpeech2(nn.Module):
