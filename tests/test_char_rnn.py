@@ -1,25 +1,25 @@
-"""char-rnn: truncated BPTT's carried state, temperature sampling, the n-gram baseline, the
-cell search's features, and `s30 sample char_rnn` errors."""
+"""char-rnn: truncated BPTT's carried state (in the model and in the experiment's training
+step), temperature sampling, the n-gram baseline, the cell search's features, `s30 sample
+char_rnn` (streaming, errors) and the bench case."""
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 from dataclasses import asdict
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from sutskever30.cli import main
 from sutskever30.core.checkpoint import save_checkpoint
 from sutskever30.core.errors import UsageError
-from sutskever30.papers.char_rnn.experiment import (
-    CHECKPOINT,
-    correlations,
-    sample_command,
-    text_features,
-)
+from sutskever30.core.run import open_run
+from sutskever30.papers.char_rnn.cells import correlations, text_features
+from sutskever30.papers.char_rnn.experiment import PAPER, ShakespeareConfig, trainer
 from sutskever30.papers.char_rnn.model import (
     CharRNN,
     CharRNNConfig,
@@ -30,6 +30,7 @@ from sutskever30.papers.char_rnn.model import (
     stream_loss,
     streams,
 )
+from sutskever30.papers.char_rnn.sample import CHECKPOINT, MAX_LENGTH, sample_command
 
 V = 11
 
@@ -69,19 +70,82 @@ def test_carried_state_at_batch_boundary_equals_one_long_pass():
     assert stream_loss(model, x, y, chunk=7) == pytest.approx(stream_loss(model, x, y, chunk=39))
 
 
+def _grads(model: CharRNN) -> dict[str, torch.Tensor]:
+    return {name: p.grad.clone() for name, p in model.named_parameters()}
+
+
 def test_detached_state_cuts_the_gradient():
     model = CharRNN(vocab_size=V, hidden_size=8, num_layers=1)
     idx = torch.randint(0, V, (2, 10))
     _, state = model(idx[:, :5])
-    logits, _ = model(idx[:, 5:], detach(state))
-    logits.sum().backward()
-    # the first segment's graph is gone: only the second segment contributed, so rerunning
-    # it alone from the same (constant) state gives the same gradient
-    g = model.W_y.weight.grad.clone()
+    carried = detach(state)
+    assert not any(s.requires_grad for s in carried)
+    model(idx[:, 5:], carried)[0].sum().backward()
+    truncated = _grads(model)
+    # the same second segment from the same state values, built as constants: the gradient
+    # of every weight (the recurrent ones included) comes from the second segment alone
     model.zero_grad()
-    logits2, _ = model(idx[:, 5:], tuple(s.detach().clone() for s in state))
-    logits2.sum().backward()
-    torch.testing.assert_close(model.W_y.weight.grad, g)
+    constant = tuple(s.detach().clone() for s in state)
+    model(idx[:, 5:], constant)[0].sum().backward()
+    for name, g in _grads(model).items():
+        torch.testing.assert_close(truncated[name], g, msg=name)
+    # and it differs from full backpropagation through both segments
+    model.zero_grad()
+    _, state = model(idx[:, :5])
+    model(idx[:, 5:], state)[0].sum().backward()
+    assert not torch.allclose(_grads(model)["lstm.weight_hh_l0"], truncated["lstm.weight_hh_l0"])
+
+
+def _scratch_run(tmp_path, cfg):
+    return open_run(
+        slug="char_rnn",
+        experiment="shakespeare",
+        preset="smoke",
+        cfg=cfg,
+        seed=0,
+        device=torch.device("cpu"),
+        out=tmp_path,
+        resume=False,
+        quiet=True,
+    )
+
+
+def test_training_step_carries_the_state_and_restarts_each_epoch(tmp_path):
+    """Step 1 continues each stream from the state step 0 ended in (computed with the weights
+    of step 0), step `per_epoch` restarts from zero, and no step backpropagates into an
+    earlier one (which would raise: the earlier graph is freed)."""
+    cfg = ShakespeareConfig(
+        model=CharRNNConfig(vocab_size=V, hidden_size=16), batch_size=3, seq_len=5, steps=10
+    )
+    ids = torch.randint(0, V, (3 * 4 * 5 + 1,))  # 4 steps per epoch
+    model, _, _, step, per_epoch = trainer(_scratch_run(tmp_path, cfg), cfg, ids)
+    assert per_epoch == 4
+    X, Y = streams(ids, 3)
+
+    def loss(m: CharRNN, j: int, state) -> float:
+        with torch.no_grad():
+            logits, _ = m(X[:, 5 * j : 5 * j + 5], state)
+            return float(F.cross_entropy(logits.flatten(0, 1), Y[:, 5 * j : 5 * j + 5].flatten()))
+
+    before = copy.deepcopy(model)
+    step(0)
+    with torch.no_grad():
+        _, state0 = before(X[:, :5])
+    expected = loss(model, 1, state0)  # before step 1 updates the weights
+    assert step(1)["loss"] == pytest.approx(expected, rel=1e-5)
+    step(2)
+    step(3)
+    expected = loss(model, 0, None)
+    assert step(per_epoch)["loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_bench_times_the_experiments_own_training_step(tmp_path):
+    cfg = PAPER.experiments[0].presets["smoke"]
+    (case,) = PAPER.bench(_scratch_run(tmp_path, cfg))
+    assert case.examples_per_step == cfg.batch_size * cfg.seq_len
+    before = [p.detach().clone() for p in case.model.parameters()]
+    assert np.isfinite(case.step(0)["loss"])
+    assert any(not torch.equal(a, p) for a, p in zip(before, case.model.parameters(), strict=True))
 
 
 def test_cell_states_match_the_lstm_final_cell():
@@ -192,10 +256,29 @@ def _args(tmp_path, **kw) -> argparse.Namespace:
 
 def test_sampler_loads_newest_checkpoint_and_is_seeded(tmp_path):
     _trained_run(tmp_path)
-    text = sample_command(_args(tmp_path))
+    text = "".join(sample_command(_args(tmp_path)))
     assert text.startswith("abc") and len(text) == 23
     assert set(text) <= set("\nabcdefghij")
-    assert sample_command(_args(tmp_path)) == text
+    assert "".join(sample_command(_args(tmp_path))) == text
+
+
+def test_sampler_streams_pieces_as_they_are_drawn(tmp_path, monkeypatch):
+    """The longest allowed request yields its first pieces after a few model steps, not
+    after drawing every character."""
+    _trained_run(tmp_path)
+    calls = []
+    forward = CharRNN.forward
+
+    def counted(self, *args):
+        calls.append(1)
+        assert len(calls) <= 2 * 64 + 1, "drew more characters than the pieces asked for"
+        return forward(self, *args)
+
+    monkeypatch.setattr(CharRNN, "forward", counted)
+    stream = sample_command(_args(tmp_path, length=MAX_LENGTH))
+    first = [next(stream) for _ in range(3)]
+    assert first[0] == "abc"
+    assert 0 < sum(map(len, first[1:])) <= 2 * 64
 
 
 @pytest.mark.parametrize(
@@ -205,12 +288,19 @@ def test_sampler_loads_newest_checkpoint_and_is_seeded(tmp_path):
         ({"prompt": ""}, "at least one character"),
         ({"temperature": 0.0}, "temperature"),
         ({"top_p": 0.0}, "top-p"),
+        ({"length": MAX_LENGTH + 1}, "at most 100,000 characters"),
     ],
 )
 def test_bad_sample_args_are_one_clear_error(tmp_path, kw, message):
     _trained_run(tmp_path)
     with pytest.raises(UsageError, match=message):
         sample_command(_args(tmp_path, **kw))
+
+
+def test_sample_length_above_the_bound_is_one_line_error(tmp_path, capsys):
+    assert main(["sample", "char_rnn", "--out", str(tmp_path), "--length", "1000000000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--length" in err
 
 
 def test_sample_without_checkpoint_is_one_line_error(tmp_path, capsys):

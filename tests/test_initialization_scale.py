@@ -1,5 +1,6 @@
 """Initialization scale: the inits equal torch.nn.init's, the ReLU std recursion, orthogonality,
-random-matrix products, and the recurrent net against nn.RNN."""
+random-matrix products, the recurrent net against nn.RNN, and the MNIST trainability sweep
+(its claims, divergence handling and bench case)."""
 
 import json
 import math
@@ -10,11 +11,22 @@ import torch.nn.functional as F
 from torch.nn import init as tinit
 
 from sutskever30.cli import main
-from sutskever30.papers.initialization_scale.experiment import (
+from sutskever30.core.run import open_run
+from sutskever30.papers.initialization_scale.experiment import PAPER
+from sutskever30.papers.initialization_scale.experiments.mnist_depth import (
+    QUICK,
     MnistConfig,
-    PropagationConfig,
+    key,
+    scores,
+    sweep_claims,
+    train_gain,
+)
+from sutskever30.papers.initialization_scale.experiments.rnn_spectral_radius import (
     RNNConfig,
     rnn_norms,
+)
+from sutskever30.papers.initialization_scale.experiments.signal_propagation import (
+    PropagationConfig,
     theory_std,
 )
 from sutskever30.papers.initialization_scale.model import (
@@ -297,10 +309,73 @@ def test_configs_validate():
         PropagationConfig(relu_scales=(1.0, 2.0))
     with pytest.raises(ValueError):
         MnistConfig(scales=(1.0,))
+    with pytest.raises(ValueError, match="sweet_band"):
+        MnistConfig(scales=(0.5, 1.0, 1.2))
     with pytest.raises(ValueError):
         RNNConfig(rhos=(0.5, 2.0))
     with pytest.raises(ValueError):
         MLPConfig(gain=-1.0)
+
+
+def _run(tmp_path, cfg, experiment="mnist_depth"):
+    return open_run(
+        slug="initialization_scale",
+        experiment=experiment,
+        preset="smoke",
+        cfg=cfg,
+        seed=0,
+        device=torch.device("cpu"),
+        out=tmp_path,
+        resume=False,
+        quiet=True,
+    )
+
+
+def _verdicts(tmp_path, accs: dict[float, float]) -> dict[str, bool]:
+    cfg = MnistConfig(scales=tuple(accs))
+    run = _run(tmp_path, cfg)
+    sweep_claims(run, cfg, {s: {"test_acc": a} for s, a in accs.items()})
+    return {c.id: c.as_dict()["holds"] for c in run.claims}
+
+
+def test_sweep_claims_read_the_curve(tmp_path):
+    peaked = {0.25: 0.11, 0.5: 0.11, 0.71: 0.8, 1.0: 0.95, 1.41: 0.0, 2.0: 0.0}
+    assert _verdicts(tmp_path, peaked) == {"sweet_spot": True, "both_ends_fail": True}
+    # the best gain outside the band (0.5×), and a large end that trains
+    shifted = {0.25: 0.11, 0.5: 0.97, 0.71: 0.9, 1.0: 0.95, 1.41: 0.9, 2.0: 0.9}
+    assert _verdicts(tmp_path, shifted) == {"sweet_spot": False, "both_ends_fail": False}
+    assert key(0.354) == "acc_0p354" and key(1.0) == "acc_1"
+
+
+def test_a_non_finite_output_is_never_a_correct_prediction():
+    net = DeepMLP(config=MLPConfig(in_dim=8, width=16, depth=2))
+    x, y = torch.randn(50, 8), torch.zeros(50, dtype=torch.int64)
+    with torch.no_grad():
+        net.readout.weight.zero_()
+        net.readout.bias.copy_(torch.arange(10.0, 0.0, -1.0))  # always predicts class 0
+    assert scores(net, x, y)["test_acc"] == 1.0
+    with torch.no_grad():
+        net.hidden[0].weight[0, 0] = float("nan")
+    assert scores(net, x, y)["test_acc"] == 0.0
+
+
+def test_a_diverging_gain_is_recorded_not_raised(tmp_path):
+    cfg = MnistConfig(depth=6, width=32, scales=(0.5, 1.0, 4.0), steps=20, final_window=10)
+    x = torch.randn(256, 784)
+    data = {"train": (x, torch.randint(0, 10, (256,))), "test": (x[:64], torch.zeros(64).long())}
+    run = _run(tmp_path, cfg)
+    big = train_gain(run, cfg, 8.0, data)
+    assert big["diverged_at"] is not None and big["diverged_at"] < cfg.steps
+    assert big["train_loss"] is None and big["test_acc"] == 0.0
+    he = train_gain(run, cfg, 1.0, data)
+    assert he["diverged_at"] is None and math.isfinite(he["train_loss"])
+
+
+def test_bench_times_the_experiments_own_training_step(tmp_path):
+    (case,) = PAPER.bench(_run(tmp_path, QUICK))
+    before = [p.detach().clone() for p in case.model.parameters()]
+    assert math.isfinite(case.step(0)["loss"])
+    assert any(not torch.equal(a, p) for a, p in zip(before, case.model.parameters(), strict=True))
 
 
 @pytest.mark.slow

@@ -1,12 +1,28 @@
 """LSTM/GRU cells written gate by gate vs PyTorch's, the variants' defining identities, the
-gradient-vs-lag measurement, and the long-range task."""
+gradient-vs-lag measurement, the long-range task, its held-out streams, the learning-rate
+choice on validation, and the bench case."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
+from sutskever30.cli import main
+from sutskever30.core.run import open_run
+from sutskever30.core.train import step_generator
 from sutskever30.data.long_range import first_bit_batch
+from sutskever30.papers.lstm.experiment import PAPER
+from sutskever30.papers.lstm.experiments.long_range import (
+    QUICK,
+    TEST_STREAM,
+    VAL_STREAM,
+    LongRangeConfig,
+    accuracy,
+    build,
+    held_out,
+    select,
+)
 from sutskever30.papers.lstm.model import (
     GRUCell,
     LSTMCell,
@@ -192,8 +208,6 @@ def test_first_bit_task():
 
 
 def test_lstm_learns_first_bit_at_short_lag():
-    from sutskever30.papers.lstm.experiment import LongRangeConfig, accuracy, build
-
     cfg = LongRangeConfig(T=10, hidden_size=16)
     model = build("lstm", cfg)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -207,16 +221,64 @@ def test_lstm_learns_first_bit_at_short_lag():
     assert accuracy(model, *first_bit_batch(gen, 500, cfg.T)) > 0.95
 
 
+def _run(tmp_path, cfg, seed=0):
+    return open_run(
+        slug="lstm",
+        experiment="long_range",
+        preset="smoke",
+        cfg=cfg,
+        seed=seed,
+        device=torch.device("cpu"),
+        out=tmp_path,
+        resume=False,
+        quiet=True,
+    )
+
+
+def test_validation_and_test_sets_are_disjoint_streams_from_training(tmp_path):
+    cfg = LongRangeConfig(T=12)
+    run = _run(tmp_path, cfg)
+    val_x, _ = held_out(run, cfg, VAL_STREAM, 64)
+    test_x, _ = held_out(run, cfg, TEST_STREAM, 64)
+    train_x, _ = first_bit_batch(step_generator(run.seed, 0), 64, cfg.T)
+    assert not torch.equal(val_x, test_x) and not torch.equal(val_x, train_x)
+    assert torch.equal(held_out(_run(tmp_path, cfg), cfg, VAL_STREAM, 64)[0], val_x)
+
+
+def test_learning_rate_is_chosen_on_validation_only():
+    """Each model keeps its lr with the best validation accuracy (ties: lower validation
+    loss); the test accuracy, were it known, would pick differently here."""
+    arms = [
+        {"kind": "lstm", "lr": 1e-3, "val_acc": 0.9, "val_loss": 0.3, "test_acc": 0.5},
+        {"kind": "lstm", "lr": 3e-3, "val_acc": 0.8, "val_loss": 0.2, "test_acc": 1.0},
+        {"kind": "rnn", "lr": 1e-3, "val_acc": 0.5, "val_loss": 0.70, "test_acc": 0.6},
+        {"kind": "rnn", "lr": 3e-3, "val_acc": 0.5, "val_loss": 0.69, "test_acc": 0.4},
+    ]
+    assert select(arms, "lstm")["lr"] == 1e-3
+    assert select(arms, "rnn")["lr"] == 3e-3
+
+
+def test_bench_times_the_experiments_own_training_step(tmp_path):
+    cases = PAPER.bench(_run(tmp_path, QUICK))
+    assert [c.name for c in cases] == ["long_range lstm", "long_range rnn"]
+    for case in cases:
+        before = [p.detach().clone() for p in case.model.parameters()]
+        assert np.isfinite(case.step(0)["loss"])
+        assert any(
+            not torch.equal(a, p) for a, p in zip(before, case.model.parameters(), strict=True)
+        )
+
+
 @pytest.mark.slow
 def test_quick_claims_hold(tmp_path):
     import json
 
-    from sutskever30.cli import main
-
-    assert (
-        main(["run", "lstm", "--preset", "quick", "--out", str(tmp_path), "--no-publish", "-q"])
-        == 0
-    )
-    for path in tmp_path.glob("lstm/*/quick-*/results.json"):
-        for claim in json.loads(path.read_text())["claims"]:
+    args = ["run", "lstm", "--preset", "quick", "--out", str(tmp_path), "--no-publish", "-q"]
+    assert main(args) == 0
+    paths = sorted(tmp_path.glob("lstm/*/quick-*/results.json"))
+    assert [p.parts[-3] for p in paths] == ["equivalence", "long_range"]
+    for path in paths:
+        results = json.loads(path.read_text())
+        assert results["claims"]
+        for claim in results["claims"]:
             assert claim["holds"] or not claim["asserted"], claim

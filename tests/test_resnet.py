@@ -1,11 +1,22 @@
 """ResNet (He et al. 2015): exact parameter counts, the shortcut's behaviour, augmentation."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from sutskever30.cli import main
-from sutskever30.papers.resnet.experiment import TABLE6_PARAMS_M, augment
+from sutskever30.core.run import open_run
+from sutskever30.papers.resnet import experiment
+from sutskever30.papers.resnet.experiment import (
+    PAPER,
+    SMOKE,
+    TABLE6_PARAMS_M,
+    augment,
+    load_data,
+    recalibrate_bn,
+    subsets,
+)
 from sutskever30.papers.resnet.model import (
     BasicBlock,
     CifarResNet,
@@ -88,6 +99,89 @@ def test_augment_is_a_crop_of_the_padded_image_or_its_mirror():
         )
         assert found
     assert torch.equal(out, augment(x, torch.Generator().manual_seed(0)))
+
+
+def test_bn_recalibration_averages_the_batch_statistics_and_leaves_the_model_alone():
+    """Every BN's running mean/var become the plain average over the calibration batches of
+    its input's per-batch mean and unbiased variance; the trained model is not touched."""
+    model = CifarResNet(ResNetConfig(depth=8))
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for bn in bns:  # stale running statistics, as after fast-moving training
+        bn.running_mean.fill_(3.0)
+        bn.running_var.fill_(7.0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(3 * 8, 3, 32, 32)
+    net = recalibrate_bn(model, x, 8, 3, torch.device("cpu"))
+    assert not net.training
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+    seen: dict[int, list[torch.Tensor]] = {i: [] for i in range(len(bns))}
+    hooks = [
+        bn.register_forward_pre_hook(lambda _m, args, i=i: seen[i].append(args[0].detach()))
+        for i, bn in enumerate(bns)
+    ]
+    model.train()
+    with torch.no_grad():
+        for b in range(3):
+            model(x[8 * b : 8 * (b + 1)])
+    for h in hooks:
+        h.remove()
+    new_bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for i, bn in enumerate(new_bns):
+        means = torch.stack([a.mean(dim=(0, 2, 3)) for a in seen[i]])  # (batches, C)
+        variances = torch.stack([a.var(dim=(0, 2, 3), unbiased=True) for a in seen[i]])
+        torch.testing.assert_close(bn.running_mean, means.mean(0), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(bn.running_var, variances.mean(0), atol=1e-5, rtol=1e-4)
+
+
+def test_held_out_subsets_are_disjoint_fixed_and_shuffled():
+    cfg = experiment.DegradationConfig(train_size=49_000, val_size=1_000, test_size=2_000)
+    train, val, test = subsets(cfg, 50_000, 10_000)
+    assert (len(train), len(val), len(test)) == (49_000, 1_000, 2_000)
+    assert not set(train.tolist()) & set(val.tolist())
+    assert len(set(test.tolist())) == 2_000
+    again = subsets(cfg, 50_000, 10_000)
+    assert all(torch.equal(a, b) for a, b in zip((train, val, test), again, strict=True))
+    # The image folder stores CIFAR-10 class by class (5,000 / 1,000 per class): a prefix
+    # would hold one or two classes; these subsets hold all ten.
+    for idx, per_class in ((val, 5_000), (test, 1_000)):
+        assert len(torch.unique(idx // per_class)) == 10
+
+
+def test_images_are_centered_on_the_training_mean(monkeypatch):
+    def sorted_by_class(split):
+        n = 50_000 if split == "train" else 10_000
+        gen = np.random.default_rng(0)
+        return gen.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), np.arange(n) * 10 // n
+
+    monkeypatch.setattr(experiment, "load_cifar10", sorted_by_class)
+    data = load_data(experiment.DegradationConfig(train_size=500, val_size=200, test_size=300))
+    assert data["train"][0].shape == (500, 3, 32, 32)
+    torch.testing.assert_close(data["train"][0].mean(0), torch.zeros(3, 32, 32), atol=1e-5, rtol=0)
+    assert len(torch.unique(data["test"][1])) == 10
+
+
+def test_bench_times_the_experiments_own_training_step(tmp_path):
+    run = open_run(
+        slug="resnet",
+        experiment="degradation",
+        preset="smoke",
+        cfg=SMOKE,
+        seed=0,
+        device=torch.device("cpu"),
+        out=tmp_path,
+        resume=False,
+        quiet=True,
+    )
+    cases = PAPER.bench(run)
+    assert [c.name for c in cases] == ["plain8", "plain14", "resnet8", "resnet14"]
+    for case in cases:
+        before = [p.detach().clone() for p in case.model.parameters()]
+        assert np.isfinite(case.step(0)["loss"])
+        assert any(
+            not torch.equal(a, p) for a, p in zip(before, case.model.parameters(), strict=True)
+        )
 
 
 def test_one_batch_overfits():

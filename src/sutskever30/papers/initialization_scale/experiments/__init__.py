@@ -1,0 +1,1 @@
+"""The initialization_scale experiments, one module each; ``experiment.py`` registers them."""
