@@ -202,7 +202,7 @@ def build_parser(run_epilog: str = "") -> argparse.ArgumentParser:
         "the machine's matmul peak",
     )
     bench.add_argument("target", nargs="?", default="all", help="all | <slug> (default: all)")
-    bench.add_argument("--steps", type=int, default=20, help="steps per timed block (default 20)")
+    bench.add_argument("--steps", type=int, default=40, help="steps per timed block (default 40)")
     bench.add_argument("--repeats", type=int, default=5, help="timed blocks (default 5)")
     return parser
 
