@@ -7,16 +7,8 @@ import torch.nn.functional as F
 
 from sutskever30.cli import main
 from sutskever30.core.run import open_run
-from sutskever30.papers.resnet import experiment
-from sutskever30.papers.resnet.experiment import (
-    PAPER,
-    SMOKE,
-    TABLE6_PARAMS_M,
-    augment,
-    load_data,
-    recalibrate_bn,
-    subsets,
-)
+from sutskever30.papers.resnet import training
+from sutskever30.papers.resnet.experiment import PAPER, SMOKE, TABLE6_PARAMS_M, DegradationConfig
 from sutskever30.papers.resnet.model import (
     BasicBlock,
     CifarResNet,
@@ -24,6 +16,9 @@ from sutskever30.papers.resnet.model import (
     ResNetConfig,
     count_parameters,
 )
+from sutskever30.papers.resnet.training import augment, load_data, recalibrate_bn, subsets
+
+from .conftest import has_dataset
 
 
 @pytest.mark.parametrize("depth", [20, 32, 44, 56, 110, 1202])
@@ -136,7 +131,7 @@ def test_bn_recalibration_averages_the_batch_statistics_and_leaves_the_model_alo
 
 
 def test_held_out_subsets_are_disjoint_fixed_and_shuffled():
-    cfg = experiment.DegradationConfig(train_size=49_000, val_size=1_000, test_size=2_000)
+    cfg = DegradationConfig(train_size=49_000, val_size=1_000, test_size=2_000)
     train, val, test = subsets(cfg, 50_000, 10_000)
     assert (len(train), len(val), len(test)) == (49_000, 1_000, 2_000)
     assert not set(train.tolist()) & set(val.tolist())
@@ -155,8 +150,8 @@ def test_images_are_centered_on_the_training_mean(monkeypatch):
         gen = np.random.default_rng(0)
         return gen.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), np.arange(n) * 10 // n
 
-    monkeypatch.setattr(experiment, "load_cifar10", sorted_by_class)
-    data = load_data(experiment.DegradationConfig(train_size=500, val_size=200, test_size=300))
+    monkeypatch.setattr(training, "load_cifar10", sorted_by_class)
+    data = load_data(DegradationConfig(train_size=500, val_size=200, test_size=300))
     assert data["train"][0].shape == (500, 3, 32, 32)
     torch.testing.assert_close(data["train"][0].mean(0), torch.zeros(3, 32, 32), atol=1e-5, rtol=0)
     assert len(torch.unique(data["test"][1])) == 10
@@ -241,15 +236,34 @@ def test_resume_after_kill_gives_the_same_results(tmp_path, monkeypatch):
     assert _summary(tmp_path / "b", "--resume") == uninterrupted
 
 
-@pytest.mark.slow
-def test_quick_degradation_claims_hold(tmp_path):
+@pytest.fixture(scope="module")
+def quick_claims(tmp_path_factory):
     import json
 
-    assert (
-        main(["run", "resnet", "--preset", "quick", "--out", str(tmp_path), "-q", "--no-publish"])
-        == 0
-    )
-    (path,) = tmp_path.glob("resnet/degradation/quick-*/results.json")
-    claims = {c["id"]: c for c in json.loads(path.read_text())["claims"]}
-    for cid in ("plain_degrades", "resnet_beats_plain", "resnet_deeper_not_worse"):
-        assert claims[cid]["holds"], claims[cid]
+    out = tmp_path_factory.mktemp("resnet")
+    args = ["run", "resnet", "--preset", "quick", "--out", str(out), "-q", "--no-publish"]
+    assert main(args) == 0  # the quick preset's 3 seeds
+    (path,) = out.glob("resnet/degradation/quick-*/results.json")
+    return {c["id"]: c for c in json.loads(path.read_text())["claims"] if c["asserted"]}
+
+
+_RESNET56_BEHIND = pytest.mark.xfail(
+    reason="does not hold at quick scale (README: after 300 iterations ResNet-56 is still "
+    "behind ResNet-20 in training error)",
+    strict=False,
+)
+
+
+@pytest.mark.skipif(not has_dataset("cifar10"), reason="no CIFAR-10 copy")
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "claim_id",
+    [
+        "plain_degrades",
+        "resnet_beats_plain",
+        pytest.param("resnet_deeper_not_worse", marks=_RESNET56_BEHIND),
+        pytest.param("resnet_deeper_lower", marks=_RESNET56_BEHIND),
+    ],
+)
+def test_quick_degradation_claims_hold(quick_claims, claim_id):
+    assert quick_claims[claim_id]["holds"], quick_claims[claim_id]

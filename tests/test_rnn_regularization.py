@@ -349,12 +349,20 @@ def quick_claims(tmp_path_factory):
     "claim_id",
     [
         "dropout_beats_none",
-        "no_dropout_overfits",
+        pytest.param(
+            "no_dropout_overfits",
+            marks=pytest.mark.xfail(
+                reason="does not hold over 3 seeds at quick scale (README: after 8 epochs the "
+                "no-dropout validation curve is on a noisy plateau; the rise is within the "
+                "seed spread)",
+                strict=False,
+            ),
+        ),
         pytest.param(
             "naive_dropout_worse",
             marks=pytest.mark.xfail(
-                reason="does not hold at quick scale (README: 50k words, naive dropout acts as "
-                "extra regularization)",
+                reason="does not hold over 3 seeds at quick scale (README: 50k words, naive "
+                "dropout acts as extra regularization)",
                 strict=False,
             ),
         ),

@@ -280,7 +280,7 @@ EXPERIMENT = Experiment(
     description="20-layer ReLU MLP on MNIST, gains 0.25×–2× He: the trainability curve",
     presets={"smoke": SMOKE, "quick": QUICK, "full": FULL},
     run=run_mnist,
-    quick_minutes=4.0,
+    quick_minutes=2.0,
     datasets=("mnist",),
     quick_seeds=3,
 )

@@ -174,5 +174,5 @@ EXPERIMENT = Experiment(
         "full": RNNConfig(hidden_size=1024, draws=16),
     },
     run=run_rnn,
-    quick_minutes=0.12,
+    quick_minutes=0.05,
 )

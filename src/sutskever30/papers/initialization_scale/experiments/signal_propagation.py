@@ -239,6 +239,6 @@ EXPERIMENT = Experiment(
         "full": PropagationConfig(width=2048, batch_size=128, draws=8),
     },
     run=run_propagation,
-    quick_minutes=0.45,
+    quick_minutes=0.25,
     datasets=("mnist",),
 )

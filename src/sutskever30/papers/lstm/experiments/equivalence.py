@@ -101,5 +101,5 @@ EXPERIMENT = Experiment(
         "full": EquivalenceConfig(hidden_size=256, T=200),
     },
     run=run_equivalence,
-    quick_minutes=0.05,
+    quick_minutes=0.1,
 )

@@ -278,6 +278,6 @@ EXPERIMENT = Experiment(
     description="remember the first bit over T=100 steps: LSTM vs tanh RNN; ‖∂h_T/∂x_t‖ vs lag",
     presets={"smoke": SMOKE, "quick": QUICK, "full": FULL},
     run=run_long_range,
-    quick_minutes=1.5,
+    quick_minutes=1.2,
     quick_seeds=3,
 )
