@@ -122,7 +122,7 @@ def smooth(values: list[float], k: int) -> np.ndarray:
 
 
 def plot_curves(run: Run, nets: list[dict], cfg: DegradationConfig) -> None:
-    """Fig. 6 style: training error (thin) and test error (bold) vs iterations."""
+    """Fig. 6 style: training error (thin) and test error (dots, bold line) vs iterations."""
     k = max(1, cfg.steps // 50)
     fig, axes = plots.figure(ncols=2)
     for ax, residual, title in ((axes[0], False, "plain"), (axes[1], True, "ResNet")):
@@ -139,7 +139,7 @@ def plot_curves(run: Run, nets: list[dict], cfg: DegradationConfig) -> None:
                 lw=2.2,
                 ms=3,
             )
-        ax.set_title(f"{title}: training error (thin), test error (bold)", fontsize=10)
+        ax.set_title(f"{title}: training error (thin), test error (dots)", fontsize=10)
         ax.set_xlabel("iteration")
         ax.set_ylabel("error (%)")
         ax.grid(alpha=0.3)
