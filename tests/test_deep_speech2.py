@@ -22,7 +22,6 @@ from torch import nn
 
 from sutskever30.cli import main
 from sutskever30.core.errors import DataCorruptError, DataMissingError
-from sutskever30.core.run import open_run
 from sutskever30.data.fsdd import Recordings
 from sutskever30.papers.deep_speech2.ctc import (
     ctc_loss,
@@ -50,6 +49,8 @@ from sutskever30.papers.deep_speech2.task import (
     training_pool,
 )
 from sutskever30.papers.deep_speech2.training import VARIANTS, evaluate
+
+from .scratch import scratch_run
 
 
 @pytest.fixture(autouse=True)
@@ -492,18 +493,7 @@ def test_composed_utterances_match_their_transcripts():
 
 def test_bench_times_the_experiments_own_training_step(tmp_path, monkeypatch):
     monkeypatch.setattr("sutskever30.papers.deep_speech2.training.load_fsdd", fake_recordings)
-    run = open_run(
-        slug="deep_speech2",
-        experiment="digit_strings",
-        preset="smoke",
-        cfg=SMOKE,
-        seed=0,
-        device=torch.device("cpu"),
-        out=tmp_path,
-        resume=False,
-        quiet=True,
-    )
-    cases = PAPER.bench(run)
+    cases = PAPER.bench(scratch_run(tmp_path, "deep_speech2", "digit_strings", SMOKE))
     assert [c.name for c in cases] == list(VARIANTS)
     for case in cases:
         batch_norm, _ = VARIANTS[case.name]

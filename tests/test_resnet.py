@@ -6,7 +6,6 @@ import torch
 import torch.nn.functional as F
 
 from sutskever30.cli import main
-from sutskever30.core.run import open_run
 from sutskever30.papers.resnet import training
 from sutskever30.papers.resnet.experiment import PAPER, SMOKE, TABLE6_PARAMS_M, DegradationConfig
 from sutskever30.papers.resnet.model import (
@@ -19,6 +18,7 @@ from sutskever30.papers.resnet.model import (
 from sutskever30.papers.resnet.training import augment, load_data, recalibrate_bn, subsets
 
 from .conftest import has_dataset
+from .scratch import scratch_run
 
 
 @pytest.mark.parametrize("depth", [20, 32, 44, 56, 110, 1202])
@@ -158,18 +158,7 @@ def test_images_are_centered_on_the_training_mean(monkeypatch):
 
 
 def test_bench_times_the_experiments_own_training_step(tmp_path):
-    run = open_run(
-        slug="resnet",
-        experiment="degradation",
-        preset="smoke",
-        cfg=SMOKE,
-        seed=0,
-        device=torch.device("cpu"),
-        out=tmp_path,
-        resume=False,
-        quiet=True,
-    )
-    cases = PAPER.bench(run)
+    cases = PAPER.bench(scratch_run(tmp_path, "resnet", "degradation", SMOKE))
     assert [c.name for c in cases] == ["plain8", "plain14", "resnet8", "resnet14"]
     for case in cases:
         before = [p.detach().clone() for p in case.model.parameters()]

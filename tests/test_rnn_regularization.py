@@ -15,7 +15,6 @@ from torch import nn
 
 from sutskever30.cli import main
 from sutskever30.core.errors import DataCorruptError, DataMissingError
-from sutskever30.core.run import open_run
 from sutskever30.data import ptb
 from sutskever30.data.download import md5sum
 from sutskever30.papers.rnn_regularization.experiment import (
@@ -33,6 +32,7 @@ from sutskever30.papers.rnn_regularization.model import (
 from sutskever30.papers.rnn_regularization.training import batchify, evaluate_ppl
 
 from .conftest import has_dataset
+from .scratch import scratch_run
 
 V, N, B, T = 50, 16, 3, 7
 PLAYS = pytest.mark.skipif(
@@ -291,18 +291,7 @@ def test_missing_ptb_is_a_clear_error(tmp_path, monkeypatch):
 
 @PLAYS
 def test_bench_times_the_experiments_own_training_step(tmp_path):
-    run = open_run(
-        slug="rnn_regularization",
-        experiment="dropout",
-        preset="smoke",
-        cfg=SMOKE,
-        seed=0,
-        device=torch.device("cpu"),
-        out=tmp_path,
-        resume=False,
-        quiet=True,
-    )
-    cases = PAPER.bench(run)
+    cases = PAPER.bench(scratch_run(tmp_path, "rnn_regularization", "dropout", SMOKE))
     assert [c.name for c in cases] == list(SMOKE.labels)
     for case, p in zip(cases, SMOKE.recurrent_dropout, strict=True):
         assert case.model.lm.config.recurrent_dropout == p
