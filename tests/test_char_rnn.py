@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from sutskever30.cli import main
 from sutskever30.core.checkpoint import save_checkpoint
 from sutskever30.core.errors import UsageError
+from sutskever30.core.registry import MAX_SAMPLE_LENGTH
 from sutskever30.core.run import open_run
 from sutskever30.papers.char_rnn.cells import correlations, text_features
 from sutskever30.papers.char_rnn.experiment import PAPER, ShakespeareConfig, trainer
@@ -30,7 +31,7 @@ from sutskever30.papers.char_rnn.model import (
     stream_loss,
     streams,
 )
-from sutskever30.papers.char_rnn.sample import CHECKPOINT, MAX_LENGTH, sample_command
+from sutskever30.papers.char_rnn.sample import CHECKPOINT, sample_command
 
 V = 11
 
@@ -275,7 +276,7 @@ def test_sampler_streams_pieces_as_they_are_drawn(tmp_path, monkeypatch):
         return forward(self, *args)
 
     monkeypatch.setattr(CharRNN, "forward", counted)
-    stream = sample_command(_args(tmp_path, length=MAX_LENGTH))
+    stream = sample_command(_args(tmp_path, length=MAX_SAMPLE_LENGTH))
     first = [next(stream) for _ in range(3)]
     assert first[0] == "abc"
     assert 0 < sum(map(len, first[1:])) <= 2 * 64
@@ -288,7 +289,7 @@ def test_sampler_streams_pieces_as_they_are_drawn(tmp_path, monkeypatch):
         ({"prompt": ""}, "at least one character"),
         ({"temperature": 0.0}, "temperature"),
         ({"top_p": 0.0}, "top-p"),
-        ({"length": MAX_LENGTH + 1}, "at most 100,000 characters"),
+        ({"length": MAX_SAMPLE_LENGTH + 1}, "must be in \\[1, 100,000\\]"),
     ],
 )
 def test_bad_sample_args_are_one_clear_error(tmp_path, kw, message):

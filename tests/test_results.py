@@ -153,3 +153,16 @@ def test_cli_seeds_write_one_aggregated_results_and_resume_per_seed(tmp_path):
     assert [c["measured"] for c in again["claims"]] == [c["measured"] for c in results["claims"]]
     assert _run(tmp_path, "--seeds", "0,1", "--resume") == 0, "other seeds: a new run"
     assert len(list(run_dir.parent.iterdir())) == 2
+
+
+def test_cli_seeds_side_by_side_equal_one_after_another(tmp_path):
+    assert _run(tmp_path / "a", "--seeds", "0,1") == 0
+    assert _run(tmp_path / "b", "--seeds", "0,1", "--jobs", "2") == 0
+    (seq,), (par,) = (
+        list((tmp_path / k / "runs" / "initialization_scale" / "random_products").iterdir())
+        for k in "ab"
+    )
+    seq, par = (json.loads((d / "results.json").read_text()) for d in (seq, par))
+    assert [c["per_seed"] for c in par["claims"]] == [c["per_seed"] for c in seq["claims"]]
+    assert par["jobs"] == 2 and "jobs" not in seq
+    assert seq["runtime_s"] == round(sum(seq["seed_runtimes_s"]), 1)

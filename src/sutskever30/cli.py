@@ -437,23 +437,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-MAX_SAMPLE_LENGTH = 100_000
-
-
 def cmd_sample(args: argparse.Namespace) -> int:
-    from sutskever30.core.registry import get_paper
+    from sutskever30.core.registry import check_sample_args, get_paper
 
     paper = get_paper(args.paper)
     if paper.sample is None:
         raise UsageError(f"paper {paper.slug!r} has no sampler")
-    if not args.temperature > 0:
-        raise UsageError(f"--temperature must be > 0, got {args.temperature}")
-    if not 1 <= args.length <= MAX_SAMPLE_LENGTH:
-        raise UsageError(f"--length must be in [1, {MAX_SAMPLE_LENGTH}], got {args.length}")
-    if not 0 < args.top_p <= 1:
-        raise UsageError(f"--top-p must be in (0, 1], got {args.top_p}")
-    if args.top_k < 0:
-        raise UsageError(f"--top-k must be >= 0, got {args.top_k}")
+    check_sample_args(args)
     text = paper.sample(args)
     for chunk in [text] if isinstance(text, str) else text:  # a sampler may stream
         sys.stdout.write(chunk)

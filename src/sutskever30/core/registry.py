@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +37,21 @@ class Experiment:
     quick_seeds: int = 1
 
 
+MAX_SAMPLE_LENGTH = 100_000  # per ``s30 sample`` command: ~1 min on one core for char_rnn
+
+
+def check_sample_args(args: argparse.Namespace) -> None:
+    """The sampling options every ``s30 sample`` paper shares, each bad value one clear line."""
+    if not args.temperature > 0:
+        raise UsageError(f"--temperature must be > 0, got {args.temperature}")
+    if not 1 <= args.length <= MAX_SAMPLE_LENGTH:
+        raise UsageError(f"--length must be in [1, {MAX_SAMPLE_LENGTH:,}], got {args.length:,}")
+    if not 0 < args.top_p <= 1:
+        raise UsageError(f"--top-p must be in (0, 1], got {args.top_p}")
+    if args.top_k < 0:
+        raise UsageError(f"--top-k must be >= 0, got {args.top_k}")
+
+
 @dataclass(frozen=True)
 class Paper:
     slug: str
@@ -45,8 +60,9 @@ class Paper:
     year: int
     arxiv: str
     experiments: tuple[Experiment, ...]
-    # ``s30 sample <slug>``: takes the parsed CLI arguments, returns the text to print.
-    sample: Callable[[argparse.Namespace], str] | None = None
+    # ``s30 sample <slug>``: takes the parsed CLI arguments (checked by
+    # :func:`check_sample_args`), returns the text to print or an iterator of its pieces.
+    sample: Callable[[argparse.Namespace], str | Iterator[str]] | None = None
     # ``s30 bench <slug>``: given a scratch Run of the first experiment at the quick preset,
     # returns the BenchCases (model, optimizer, the experiment's own step) to time.
     bench: Callable[[Run], list[BenchCase]] | None = None

@@ -219,7 +219,11 @@ def aggregate_claim(claims: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def aggregate_results(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
-    """One results.json from the results of the same experiment run with several seeds."""
+    """One results.json from the results of the same experiment run with several seeds.
+
+    ``runtime_s`` is the seeds' runtimes added up, as when they run one after another; seeds
+    run side by side (``--jobs``) get the wall-clock instead, from ``run_experiment``.
+    """
     first = per_seed[0]
     ids = [c["id"] for c in first["claims"]]
     for res in per_seed[1:]:

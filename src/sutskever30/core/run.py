@@ -466,9 +466,11 @@ def run_experiment(
                 pool.submit(_run_one_seed, seed_dir, seed, threads, **common): seed
                 for _, seed, seed_dir in todo
             }
+            start = time.time()
             for future in as_completed(futures):
                 done[futures[future]] = future.result()
                 announce(f"{slug}:{experiment} seed {futures[future]}: finished")
+            side_by_side_s = time.time() - start
     else:
         for k, seed, seed_dir in todo:
             announce(
@@ -477,6 +479,12 @@ def run_experiment(
             done[seed] = _run_one_seed(seed_dir, seed, None, quiet=quiet, **common)
     per_seed = [done[seed] for seed in seeds]
     results = aggregate_results(per_seed)
+    if jobs > 1 and len(todo) > 1:
+        # wall-clock, not the sum: the seeds of this call ran side by side
+        parallel = {seed for _, seed, _ in todo}
+        earlier = sum(done[s]["runtime_s"] for s in seeds if s not in parallel)
+        results["runtime_s"] = round(earlier + side_by_side_s, 1)
+        results["jobs"] = jobs
     if distributed.is_main():
         if len(seeds) > 1:
             first = run_dir / f"seed-{seeds[0]}"

@@ -112,7 +112,12 @@ def read_archive(path: Path, split: str) -> dict[str, np.ndarray]:
 
 
 def read_image_folder(root: Path, split: str) -> dict[str, np.ndarray]:
-    """Decode ``root/<split>/<class>/*`` images, classes in the official label order."""
+    """Decode ``root/<split>/<class>/*`` images, in a fixed shuffled order (seed 0).
+
+    The folders hold one class after another; the official arrays are mixed. Shuffling once,
+    deterministically, keeps a prefix (``x[:n]``) a fair sample of every class, as it is for
+    the official archive.
+    """
     check_image_tree(root, (split,))
     xs, ys = [], []
     for label, name in enumerate(CLASSES):
@@ -127,7 +132,8 @@ def read_image_folder(root: Path, split: str) -> dict[str, np.ndarray]:
     x = np.stack(xs)
     if x.shape[1:] != (32, 32, 3):
         raise DataCorruptError(f"{root / split}: images are {x.shape[1:]}, expected 32x32x3")
-    return {"x": x, "y": np.asarray(ys, dtype=np.int64)}
+    order = np.random.default_rng(0).permutation(len(x))
+    return {"x": x[order], "y": np.asarray(ys, dtype=np.int64)[order]}
 
 
 def load_cifar10(split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -137,7 +143,7 @@ def load_cifar10(split: str) -> tuple[np.ndarray, np.ndarray]:
     source = CIFAR10.require()
     if source.name == "cifar10-images":
         arrays = cached_arrays(
-            f"cifar10-images-{split}",
+            f"cifar10-images-shuffled-{split}",
             lambda: read_image_folder(source, split),
             sources=[source / split],
         )

@@ -11,10 +11,10 @@ import torch
 
 from sutskever30.core.checkpoint import load_checkpoint
 from sutskever30.core.errors import UsageError
+from sutskever30.core.registry import check_sample_args
 from sutskever30.papers.char_rnn.model import CharRNN, CharRNNConfig, Vocab, generate
 
 CHECKPOINT = "model.pt"  # trained weights + vocabulary, in the run folder
-MAX_LENGTH = 100_000  # characters per command: ~1 min on one CPU core for the quick model
 CHUNK = 64  # characters per streamed piece (a newline ends a piece early)
 
 
@@ -38,17 +38,6 @@ def find_checkpoint(run_dir: Path | None, out: Path) -> Path:
     return max(finished, key=lambda p: (p.parent / "results.json").stat().st_mtime)
 
 
-def _check_args(args: argparse.Namespace) -> None:
-    if not args.temperature > 0:
-        raise UsageError(f"--temperature must be > 0, got {args.temperature}")
-    if args.length < 1 or args.top_k < 0 or not 0 < args.top_p <= 1:
-        raise UsageError("need --length >= 1, --top-k >= 0 and --top-p in (0, 1]")
-    if args.length > MAX_LENGTH:
-        raise UsageError(f"--length must be at most {MAX_LENGTH:,} characters, got {args.length:,}")
-    if not args.prompt:
-        raise UsageError("--prompt must contain at least one character")
-
-
 def pieces(prompt: str, vocab: Vocab, ids: Iterator[int], length: int) -> Iterator[str]:
     """The prompt, then the first ``length`` drawn characters in pieces of up to CHUNK
     characters (a newline ends a piece), each yielded as soon as it is complete."""
@@ -67,7 +56,9 @@ def sample_command(args: argparse.Namespace) -> Iterator[str]:
     """``s30 sample char_rnn --prompt ... --temperature ...``: the prompt and its continuation,
     as pieces of text to print (flushed) as they come. Bad arguments, a missing checkpoint
     or a prompt outside the vocabulary raise UsageError before anything is drawn."""
-    _check_args(args)
+    check_sample_args(args)
+    if not args.prompt:
+        raise UsageError("--prompt must contain at least one character")
     state = load_checkpoint(find_checkpoint(args.run, args.out))
     vocab = Vocab(state["vocab"])
     missing = sorted({c for c in args.prompt if c not in vocab.index})
