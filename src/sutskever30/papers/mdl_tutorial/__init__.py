@@ -1,0 +1,1 @@
+"""mdl_tutorial: A Tutorial Introduction to the Minimum Description Length Principle."""
