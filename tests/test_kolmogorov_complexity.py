@@ -15,8 +15,6 @@ from sutskever30.papers.kolmogorov_complexity.experiments.ctm import (
     CTMConfig,
     alternating,
     paper_d5,
-    ranks,
-    spearman,
 )
 from sutskever30.papers.kolmogorov_complexity.experiments.ncd import (
     NCDConfig,
@@ -240,12 +238,6 @@ def test_take_lines_keeps_whole_lines():
 def test_configs_reject_meaningless_values(cls, bad):
     with pytest.raises(ValueError):
         cls(**bad)
-
-
-def test_spearman_with_ties():
-    assert ranks([3.0, 1.0, 3.0]).tolist() == [2.5, 1.0, 2.5]
-    assert spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
-    assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
 
 
 # -- the quick preset's claims --------------------------------------------------------------------

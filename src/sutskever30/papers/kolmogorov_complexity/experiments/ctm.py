@@ -13,6 +13,7 @@ import statistics
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import spearmanr
 
 from sutskever30.core import plots
 from sutskever30.core.registry import Experiment
@@ -69,22 +70,6 @@ class CTMConfig:
 
 def alternating(length: int) -> str:
     return ("01" * length)[:length]
-
-
-def ranks(values: list[float]) -> np.ndarray:
-    """Ranks 1..N, ties sharing their mean rank (for Spearman's correlation)."""
-    v = np.asarray(values)
-    order = np.argsort(v, kind="stable")
-    r = np.empty(len(v))
-    r[order] = np.arange(1, len(v) + 1)
-    for value in np.unique(v):
-        tied = v == value
-        r[tied] = r[tied].mean()
-    return r
-
-
-def spearman(a: list[float], b: list[float]) -> float:
-    return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
 
 
 def enumerate_all(run: Run, cfg: CTMConfig) -> dict[int, OutputDistribution]:
@@ -197,7 +182,7 @@ def paper_report(run: Run, n: int, ctm: dict[str, float], length: int) -> dict[s
         "bits: Spearman rank correlation, and a few values (ours / paper)",
         "D(5) (Soler-Toscano et al. 2014): K('0') = 2.51, K('01') = 3.33, K('000') = 5.40",
         {
-            "spearman": spearman(ours, theirs),
+            "spearman": float(spearmanr(ours, theirs).statistic),
             **{f"k{s}_ours": ctm.get(s, math.inf) for s in ("0", "01", "000")},
             **{f"k{s}_paper": d5[s] for s in ("0", "01", "000")},
             "k0_below_k01_ours": ctm.get("0", math.inf) < ctm.get("01", math.inf),

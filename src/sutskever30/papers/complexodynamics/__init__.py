@@ -1,0 +1,1 @@
+"""complexodynamics: The First Law of Complexodynamics (Aaronson 2011)."""
