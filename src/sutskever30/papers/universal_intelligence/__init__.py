@@ -1,0 +1,1 @@
+"""Universal intelligence (Legg 2008) estimated as AIQ (Legg & Veness 2011)."""
