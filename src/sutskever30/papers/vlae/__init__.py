@@ -1,0 +1,1 @@
+"""vlae: Variational Lossy Autoencoder."""
