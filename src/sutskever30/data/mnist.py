@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from sutskever30.core.errors import DataCorruptError
+from sutskever30.data.cache import cached_arrays
 from sutskever30.data.download import download, md5sum
 from sutskever30.data.paths import data_dir
 from sutskever30.data.registry import Dataset, register
@@ -110,8 +111,15 @@ def load_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be train, val or test, got {split!r}")
     source = MNIST.require()
-    splits = _from_idx(source) if source.is_dir() else _from_pickle(source)
-    return splits[split]
+
+    def decode() -> dict[str, np.ndarray]:  # seconds: the pickle is gzip'd
+        splits = _from_idx(source) if source.is_dir() else _from_pickle(source)
+        return {
+            f"{k}_{name}": a for name, (x, y) in splits.items() for k, a in (("x", x), ("y", y))
+        }
+
+    arrays = cached_arrays("mnist", decode, sources=[source])
+    return arrays[f"x_{split}"], arrays[f"y_{split}"]
 
 
 def fetch_idx(base_url: str) -> Path:
