@@ -32,8 +32,16 @@ def test_measure_times_fit_and_the_bare_loop_on_the_same_step(tmp_path):
             device=torch.device("cpu"), out=tmp_path, resume=False, quiet=True,
         )  # fmt: skip
 
-    result = measure(BenchCase("lin", model, opt, step, 2), run_factory, steps=4, repeats=2, peak=1)
-    # one counted step, 3 warm-up steps, then each block's steps through fit and bare
-    assert calls[4:12] == [0, 1, 2, 3, 0, 1, 2, 3]
+    case = BenchCase("lin", model, opt, step, 2)
+    result = measure(case, run_factory, steps=4, repeats=2, peak=1, min_block_s=0)
+    # one counted step, 3 warm-up and 3 timed steps, then each block's steps, fit and bare
+    assert calls[7:15] == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert len(calls) == 7 + 2 * 2 * 4
     assert result.ratio == result.fit_s / result.bare_s > 0
     assert result.gflop_per_step > 0 and result.examples_per_s == 2 / result.fit_s
+
+    # fast steps: each block grows to about min_block_s, so fit's one final checkpoint
+    # is spread over as many steps as a short real run has
+    calls.clear()
+    measure(case, run_factory, steps=4, repeats=1, peak=1, min_block_s=0.2)
+    assert len(calls) - 7 > 2 * 4

@@ -202,7 +202,12 @@ def build_parser(run_epilog: str = "") -> argparse.ArgumentParser:
         "the machine's matmul peak",
     )
     bench.add_argument("target", nargs="?", default="all", help="all | <slug> (default: all)")
-    bench.add_argument("--steps", type=int, default=40, help="steps per timed block (default 40)")
+    bench.add_argument(
+        "--steps",
+        type=int,
+        default=40,
+        help="steps per timed block, at least (default 40; a block lasts at least 2 s)",
+    )
     bench.add_argument("--repeats", type=int, default=5, help="timed blocks (default 5)")
     return parser
 
@@ -489,7 +494,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
     print(
-        f"fit vs a bare loop, {args.steps} steps x {args.repeats} repeats, "
+        f"fit vs a bare loop, blocks of ≥ {args.steps} steps and ≥ 2 s x {args.repeats} repeats, "
         f"{torch.get_num_threads()} threads (bar: ratio <= {TAX_BAR})"
     )
     above = 0

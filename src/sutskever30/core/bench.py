@@ -4,7 +4,8 @@ model's training step comes to the machine's matmul peak.
 A paper's ``bench(run)`` returns :class:`BenchCase` objects: a model, its optimizer and the
 paper's own ``step(i)`` (the same function its experiment hands to ``fit``: same batch and
 data path). Each case is timed twice in one process, alternating: through ``fit`` (progress
-bar, metric logging, the final checkpoint) and through a bare ``for i: step(i)`` loop. The
+bar, metric logging, the final checkpoint; blocks of a few seconds, see :func:`measure`) and
+through a bare ``for i: step(i)`` loop. The
 ratio of the two fastest blocks' times is the tax (the bar is ≤ 1.05). The step's floating-point
 operations are counted once with ``torch.utils.flop_counter`` and divided by the step time
 and by the measured fp32 matmul rate of this machine.
@@ -12,6 +13,7 @@ and by the measured fp32 matmul rate of this machine.
 
 from __future__ import annotations
 
+import math
 import statistics
 import tempfile
 import time
@@ -25,6 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from sutskever30.core.train import fit
 
 TAX_BAR = 1.05
+MIN_BLOCK_S = 2.0  # seconds per timed block, at least
 
 
 @dataclass
@@ -99,13 +102,32 @@ def step_gflop(case: BenchCase, i: int) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def measure(case: BenchCase, run_factory, *, steps: int, repeats: int, peak: float) -> BenchResult:
-    """Alternate ``repeats`` timed blocks of ``steps`` steps through fit and bare."""
+def measure(
+    case: BenchCase,
+    run_factory,
+    *,
+    steps: int,
+    repeats: int,
+    peak: float,
+    min_block_s: float = MIN_BLOCK_S,
+) -> BenchResult:
+    """Alternate ``repeats`` timed blocks through fit and bare, each of at least ``steps``
+    steps and about ``min_block_s`` seconds.
+
+    ``fit`` writes one checkpoint when it ends, as it does once per trained net; a block of a
+    few seconds weighs that write as a real run of a few hundred steps does, rather than
+    charging it all to 40 fast steps.
+    """
     fit_times, bare_times = [], []
     i0 = 0
     gflop = step_gflop(case, i0)
     for i in range(3):  # warm-up: allocator, caches, threads
         case.step(i)
+    t = time.perf_counter()
+    for i in range(3, 6):
+        case.step(i)
+    step_s = (time.perf_counter() - t) / 3
+    steps = max(steps, math.ceil(min_block_s / step_s))
     for r in range(repeats):
         start = i0 + r * steps
         run = run_factory()  # a fresh folder per block, made before the clock starts

@@ -96,6 +96,11 @@ class Run:
     nets_started: int = 0
     _start: float = field(default_factory=time.time)
     _elapsed_before: float = 0.0
+    _env: dict[str, Any] = field(default_factory=dict)  # taken when the run starts
+
+    def __post_init__(self) -> None:
+        # the code that runs is the code at the start: a commit made while it trains is not
+        self._env = environment(self.device)
 
     # -- logging ---------------------------------------------------------------------------
     def log(self, record: dict[str, Any]) -> None:
@@ -204,7 +209,7 @@ class Run:
             "runtime_s": round(self.elapsed(), 1),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "config": _jsonable(to_dict(self.cfg)),
-            "env": environment(self.device),
+            "env": self._env,
         }
 
     def finish(self) -> dict[str, Any]:
