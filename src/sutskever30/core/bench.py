@@ -131,22 +131,35 @@ def measure(
     for r in range(repeats):
         start = i0 + r * steps
         run = run_factory()  # a fresh folder per block, made before the clock starts
-        t = time.perf_counter()
-        fit(
-            run,
-            case.name,
-            model=case.model,
-            optimizer=case.optimizer,
-            steps=steps,
-            step=lambda i, s=start: case.step(s + i),
-            log_every=case.log_every,
-        )
-        fit_times.append((time.perf_counter() - t) / steps)
-        t = time.perf_counter()
-        for i in range(steps):
-            case.model.train()
-            case.step(start + i)
-        bare_times.append((time.perf_counter() - t) / steps)
+
+        def through_fit(run=run, start=start) -> float:
+            t = time.perf_counter()
+            fit(
+                run,
+                case.name,
+                model=case.model,
+                optimizer=case.optimizer,
+                steps=steps,
+                step=lambda i: case.step(start + i),
+                log_every=case.log_every,
+            )
+            return (time.perf_counter() - t) / steps
+
+        def bare(start=start) -> float:
+            t = time.perf_counter()
+            for i in range(steps):
+                case.model.train()
+                case.step(start + i)
+            return (time.perf_counter() - t) / steps
+
+        # which goes first alternates: the weights change as both train, and a later block
+        # can be faster or slower for that alone (e.g. denormal numbers early in training)
+        if r % 2 == 0:
+            fit_times.append(through_fit())
+            bare_times.append(bare())
+        else:
+            bare_times.append(bare())
+            fit_times.append(through_fit())
     # the fastest block of each: the loop's own cost, least disturbed by the machine's noise
     fit_s, bare_s = min(fit_times), min(bare_times)
     return BenchResult(

@@ -315,7 +315,7 @@ PAPER = Paper(
             "apparent complexity (3-bucket and adjusted coarse-graining) over time",
             presets={"smoke": SMOKE, "quick": QUICK, "full": FULL},
             run=run_mixing,
-            quick_minutes=1.6,
+            quick_minutes=0.4,
             quick_seeds=3,
         ),
     ),

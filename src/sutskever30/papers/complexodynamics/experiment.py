@@ -215,7 +215,7 @@ PAPER = Paper(
             "incompressible bound and the O(log t) generating program",
             presets={"smoke": SMOKE, "quick": QUICK, "full": FULL},
             run=run_eca,
-            quick_minutes=1.7,
+            quick_minutes=0.9,
         ),
     ),
 )

@@ -318,7 +318,7 @@ PAPER = Paper(
             "data scaling, BN and SortaGrad ablations with rates chosen on validation",
             presets={"smoke": SMOKE, "quick": QUICK, "full": FULL},
             run=run_digits,
-            quick_minutes=10.0,
+            quick_minutes=8.8,
             datasets=("fsdd",),
             quick_seeds=3,
         ),

@@ -372,7 +372,7 @@ PAPER = Paper(
             "BF-machine environments (antithetic, stratified, 95% intervals)",
             presets={"smoke": SMOKE, "quick": QUICK, "full": FULL},
             run=run_aiq,
-            quick_minutes=2.7,
+            quick_minutes=1.8,
             quick_seeds=3,
         ),
     ),

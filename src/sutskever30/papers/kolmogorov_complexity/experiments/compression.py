@@ -174,6 +174,6 @@ EXPERIMENT = Experiment(
     description="random bytes are incompressible; the counting argument with real compressors",
     presets={"smoke": SMOKE, "quick": QUICK, "full": FULL},
     run=run_compression,
-    quick_minutes=0.6,
+    quick_minutes=0.2,
     datasets=("multi30k",),
 )

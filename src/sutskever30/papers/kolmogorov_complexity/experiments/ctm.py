@@ -246,5 +246,5 @@ EXPERIMENT = Experiment(
     description="coding theorem method on all (2,2) and (3,2) Turing machines; BDM; symmetries",
     presets={"smoke": SMOKE, "quick": QUICK, "full": FULL},
     run=run_ctm,
-    quick_minutes=1.1,
+    quick_minutes=0.3,
 )

@@ -158,6 +158,6 @@ EXPERIMENT = Experiment(
     description="normalized compression distance clusters real texts by language and author",
     presets={"smoke": SMOKE, "quick": QUICK, "full": FULL},
     run=run_ncd,
-    quick_minutes=0.2,
+    quick_minutes=0.1,
     datasets=("multi30k", "shakespeare_plays"),
 )
