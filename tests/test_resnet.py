@@ -237,7 +237,7 @@ def quick_claims(tmp_path_factory):
 
 
 _RESNET56_BEHIND = pytest.mark.xfail(
-    reason="does not hold at quick scale (README: after 300 iterations ResNet-56 is still "
+    reason="does not hold at quick scale (README: after 270 iterations ResNet-56 is still "
     "behind ResNet-20 in training error)",
     strict=False,
 )

@@ -3,10 +3,11 @@ model's training step comes to the machine's matmul peak.
 
 A paper's ``bench(run)`` returns :class:`BenchCase` objects: a model, its optimizer and the
 paper's own ``step(i)`` (the same function its experiment hands to ``fit``: same batch and
-data path). Each case is timed twice in one process, alternating: through ``fit`` (progress
-bar, metric logging, the final checkpoint; blocks of a few seconds, see :func:`measure`) and
-through a bare ``for i: step(i)`` loop. The
-ratio of the two fastest blocks' times is the tax (the bar is ≤ 1.05). The step's floating-point
+data path). Each case is timed in one process in pairs of blocks over the same batches:
+through ``fit`` (progress bar, metric logging, the final checkpoint; blocks of a few
+seconds, see :func:`measure`) and through a bare ``for i: step(i)`` loop, which of the two
+goes first alternating from pair to pair. The median of the pairs' time ratios is the tax
+(the bar is ≤ 1.05). The step's floating-point
 operations are counted once with ``torch.utils.flop_counter`` and divided by the step time
 and by the measured fp32 matmul rate of this machine.
 """
@@ -47,13 +48,10 @@ class BenchResult:
     name: str
     fit_s: float  # seconds per step through fit, fastest block
     bare_s: float  # seconds per step in the bare loop, fastest block
+    ratio: float  # fit over bare: the median of the paired blocks' ratios
     examples_per_s: float
     gflop_per_step: float
     peak_gflops: float
-
-    @property
-    def ratio(self) -> float:
-        return self.fit_s / self.bare_s
 
     @property
     def peak_fraction(self) -> float:
@@ -111,8 +109,12 @@ def measure(
     peak: float,
     min_block_s: float = MIN_BLOCK_S,
 ) -> BenchResult:
-    """Alternate ``repeats`` timed blocks through fit and bare, each of at least ``steps``
-    steps and about ``min_block_s`` seconds.
+    """Time ``repeats`` pairs of blocks, one through fit and one bare over the same batches,
+    each of at least ``steps`` steps and about ``min_block_s`` seconds.
+
+    The ratio is taken within a pair, then the median over pairs: a step's cost can depend on
+    its batch (utterances grow block by block under SortaGrad), so the fastest fit block and
+    the fastest bare block of different pairs would compare different work.
 
     ``fit`` writes one checkpoint when it ends, as it does once per trained net; a block of a
     few seconds weighs that write as a real run of a few hundred steps does, rather than
@@ -160,12 +162,12 @@ def measure(
         else:
             bare_times.append(bare())
             fit_times.append(through_fit())
-    # the fastest block of each: the loop's own cost, least disturbed by the machine's noise
     fit_s, bare_s = min(fit_times), min(bare_times)
     return BenchResult(
         name=case.name,
         fit_s=fit_s,
         bare_s=bare_s,
+        ratio=statistics.median(f / b for f, b in zip(fit_times, bare_times, strict=True)),
         examples_per_s=case.examples_per_step / fit_s,
         gflop_per_step=gflop,
         peak_gflops=peak,

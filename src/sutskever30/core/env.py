@@ -51,6 +51,15 @@ def git_commit(cwd: Path | None = None) -> str:
     return out.stdout.strip() or "unknown"
 
 
+def machine_load() -> list[float]:
+    """The 1-, 5- and 15-minute load averages (runnable processes, this run's own included;
+    empty where the platform has none): a runtime measured beside other jobs says so."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return []
+
+
 def environment(device: torch.device) -> dict[str, str | int]:
     return {
         "torch": torch.__version__.split("+")[0],

@@ -16,7 +16,14 @@ from typing import Any
 from sutskever30.core.checkpoint import atomic_write_text
 from sutskever30.core.errors import S30Error
 from sutskever30.core.registry import SLUGS, get_paper
-from sutskever30.core.results import fmt_measured, fmt_runtime, markdown_table, seeds_text, verdict
+from sutskever30.core.results import (
+    busy_note,
+    fmt_measured,
+    fmt_runtime,
+    markdown_table,
+    seeds_text,
+    verdict,
+)
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 PAPERS_DIR = Path(__file__).resolve().parent.parent / "papers"
@@ -159,7 +166,7 @@ def _experiment(res: dict[str, Any], slug: str, description: str, plots_dir, out
         f"<h3 id='{slug}-{html.escape(res['experiment'])}'>{html.escape(res['experiment'])} "
         f"<span class='meta'>{n['holds']}/{asserted} claims hold · preset {res['preset']} · "
         f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''} {seeds} · "
-        f"{fmt_runtime(res['runtime_s'])} on {env['device']} "
+        f"{fmt_runtime(res['runtime_s'])}{html.escape(busy_note(res))} on {env['device']} "
         f"({env.get('threads', '?')} threads) · commit "
         f"{html.escape(str(env.get('commit')))}</span></h3>"
     ]

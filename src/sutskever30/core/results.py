@@ -293,6 +293,20 @@ def fmt_runtime(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
 
 
+def busy_note(results: dict[str, Any]) -> str:
+    """``" (busy: load L on C CPUs)"`` when other jobs loaded the machine during the run,
+    else "". The run's own load is its processes times their threads; the 15-minute load
+    average at the end stands for the whole run, beyond that by more than one is busy."""
+    load = results.get("load_avg") or []
+    if len(load) < 3:
+        return ""
+    env = results.get("env", {})
+    own = max(1, int(results.get("jobs", 1))) * max(1, int(env.get("threads", 1)))
+    if load[2] <= own + 1:
+        return ""
+    return f" (busy: load {load[2]:.1f} on {env.get('cpus', '?')} CPUs)"
+
+
 def markdown_table(results: list[dict[str, Any]], *, with_paper: bool = True) -> str:
     """The results table of the README and the paper READMEs."""
     cols = ["experiment", "claim", "paper's number", "ours", "verdict", "seeds", "runtime"]
@@ -310,7 +324,7 @@ def markdown_table(results: list[dict[str, Any]], *, with_paper: bool = True) ->
                 fmt_measured(c) + (f" ({n} seeds)" if n > 1 else ""),
                 f"**{v}**" if v == "does not hold" else v,
                 seeds_text(c) or str(n),
-                fmt_runtime(res["runtime_s"]),
+                fmt_runtime(res["runtime_s"]) + busy_note(res),
             ]
             if with_paper:
                 cells.insert(0, f"`{res['paper']}`")

@@ -31,7 +31,7 @@ from sutskever30.core.checkpoint import (
     save_checkpoint,
 )
 from sutskever30.core.config import to_dict
-from sutskever30.core.env import environment, seed_everything
+from sutskever30.core.env import environment, machine_load, seed_everything
 from sutskever30.core.errors import CheckpointError, UsageError
 from sutskever30.core.results import aggregate_results, holds, parse_rule, summary_markdown
 
@@ -207,6 +207,7 @@ class Run:
             "plots": list(self.plots),
             "notes": list(self.notes),
             "runtime_s": round(self.elapsed(), 1),
+            "load_avg": machine_load(),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "config": _jsonable(to_dict(self.cfg)),
             "env": self._env,
@@ -490,6 +491,7 @@ def run_experiment(
         earlier = sum(done[s]["runtime_s"] for s in seeds if s not in parallel)
         results["runtime_s"] = round(earlier + side_by_side_s, 1)
         results["jobs"] = jobs
+    results["load_avg"] = machine_load()
     if distributed.is_main():
         if len(seeds) > 1:
             first = run_dir / f"seed-{seeds[0]}"
