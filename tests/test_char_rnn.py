@@ -18,7 +18,6 @@ from sutskever30.cli import main
 from sutskever30.core.checkpoint import save_checkpoint
 from sutskever30.core.errors import UsageError
 from sutskever30.core.registry import MAX_SAMPLE_LENGTH
-from sutskever30.core.run import open_run
 from sutskever30.papers.char_rnn.cells import correlations, text_features
 from sutskever30.papers.char_rnn.experiment import PAPER, ShakespeareConfig, trainer
 from sutskever30.papers.char_rnn.model import (
@@ -32,6 +31,8 @@ from sutskever30.papers.char_rnn.model import (
     streams,
 )
 from sutskever30.papers.char_rnn.sample import CHECKPOINT, sample_command
+
+from .scratch import scratch_run
 
 V = 11
 
@@ -98,17 +99,7 @@ def test_detached_state_cuts_the_gradient():
 
 
 def _scratch_run(tmp_path, cfg):
-    return open_run(
-        slug="char_rnn",
-        experiment="shakespeare",
-        preset="smoke",
-        cfg=cfg,
-        seed=0,
-        device=torch.device("cpu"),
-        out=tmp_path,
-        resume=False,
-        quiet=True,
-    )
+    return scratch_run(tmp_path, "char_rnn", "shakespeare", cfg)
 
 
 def test_training_step_carries_the_state_and_restarts_each_epoch(tmp_path):

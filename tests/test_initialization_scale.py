@@ -11,7 +11,6 @@ import torch.nn.functional as F
 from torch.nn import init as tinit
 
 from sutskever30.cli import main
-from sutskever30.core.run import open_run
 from sutskever30.papers.initialization_scale.experiment import PAPER
 from sutskever30.papers.initialization_scale.experiments.mnist_depth import (
     QUICK,
@@ -50,6 +49,8 @@ from sutskever30.papers.initialization_scale.model import (
     recurrent_matrix,
     spectral_radius,
 )
+
+from .scratch import scratch_run
 
 SHAPES = [(64, 32), (32, 64), (16, 8, 3, 3)]
 
@@ -318,17 +319,7 @@ def test_configs_validate():
 
 
 def _run(tmp_path, cfg, experiment="mnist_depth"):
-    return open_run(
-        slug="initialization_scale",
-        experiment=experiment,
-        preset="smoke",
-        cfg=cfg,
-        seed=0,
-        device=torch.device("cpu"),
-        out=tmp_path,
-        resume=False,
-        quiet=True,
-    )
+    return scratch_run(tmp_path, "initialization_scale", experiment, cfg)
 
 
 def _verdicts(tmp_path, accs: dict[float, float]) -> dict[str, bool]:

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from sutskever30.cli import main
-from sutskever30.core.run import open_run
 from sutskever30.core.train import step_generator
 from sutskever30.data.long_range import first_bit_batch
 from sutskever30.papers.lstm.experiment import PAPER
@@ -34,6 +33,8 @@ from sutskever30.papers.lstm.model import (
     copy_from_torch_rnn,
     gradient_vs_lag,
 )
+
+from .scratch import scratch_run
 
 TOL = {"atol": 1e-5, "rtol": 1e-5}
 D_IN, H, B, T = 5, 16, 4, 30
@@ -222,17 +223,7 @@ def test_lstm_learns_first_bit_at_short_lag():
 
 
 def _run(tmp_path, cfg, seed=0):
-    return open_run(
-        slug="lstm",
-        experiment="long_range",
-        preset="smoke",
-        cfg=cfg,
-        seed=seed,
-        device=torch.device("cpu"),
-        out=tmp_path,
-        resume=False,
-        quiet=True,
-    )
+    return scratch_run(tmp_path, "lstm", "long_range", cfg, seed=seed)
 
 
 def test_validation_and_test_sets_are_disjoint_streams_from_training(tmp_path):

@@ -9,11 +9,9 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from sutskever30.cli import main
 from sutskever30.core.errors import DataMissingError
-from sutskever30.core.run import open_run
 from sutskever30.papers.mdl_tutorial.experiments.complexity import ComplexityConfig
 from sutskever30.papers.mdl_tutorial.experiments.markov import MarkovConfig, encode, run_markov
 from sutskever30.papers.mdl_tutorial.experiments.polynomial import (
@@ -47,6 +45,7 @@ from sutskever30.papers.mdl_tutorial.model import (
 )
 
 from .conftest import has_dataset
+from .scratch import scratch_run
 
 
 # -- exact parametric complexity ------------------------------------------------------------
@@ -291,17 +290,7 @@ def test_codes_see_a_clear_cubic_and_ml_overfits():
 
 # -- claims, configs, data ------------------------------------------------------------------
 def _run(tmp_path, cfg, experiment="polynomial"):
-    return open_run(
-        slug="mdl_tutorial",
-        experiment=experiment,
-        preset="smoke",
-        cfg=cfg,
-        seed=0,
-        device=torch.device("cpu"),
-        out=tmp_path,
-        resume=False,
-        quiet=True,
-    )
+    return scratch_run(tmp_path, "mdl_tutorial", experiment, cfg)
 
 
 def _hits(rate: float, trials: int = 400) -> np.ndarray:
