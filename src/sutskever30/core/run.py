@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from sutskever30.core import distributed
@@ -396,9 +397,12 @@ def _run_one_seed(
     **where: Any,
 ) -> dict[str, Any]:
     """Train and measure one seed in ``seed_dir`` (continuing it if it was started); return
-    its results. With ``threads`` it runs in a worker process of its own."""
+    its results. With ``threads`` it runs in a worker process of its own, torch and NumPy's
+    BLAS both limited to that many threads (three 2-thread BLAS pools side by side on 2
+    cores spin against one another: cs231n's NumPy steps ran ~40× slower)."""
     if threads is not None:
         torch.set_num_threads(threads)
+        threadpool_limits(limits=threads)
     run = _seed_run(seed_dir, seed=seed, quiet=quiet, **where)
     if run.resumed:
         run.info(f"{run.slug}:{run.experiment} seed {seed}: resuming in {seed_dir}")
