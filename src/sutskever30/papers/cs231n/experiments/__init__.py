@@ -1,0 +1,1 @@
+"""The experiments of ``cs231n``, one module each: gradient checks, kNN, and the nets."""

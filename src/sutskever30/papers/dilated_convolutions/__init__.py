@@ -1,0 +1,2 @@
+"""dilated_convolutions: Multi-Scale Context Aggregation by Dilated Convolutions (Yu & Koltun
+2016)."""

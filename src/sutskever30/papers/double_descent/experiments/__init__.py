@@ -1,0 +1,1 @@
+"""The double_descent experiments, one module each; ``experiment.py`` registers them."""

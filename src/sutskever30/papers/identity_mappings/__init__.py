@@ -1,0 +1,1 @@
+"""Identity Mappings in Deep Residual Networks (He et al. 2016): ResNet v2."""

@@ -1,0 +1,1 @@
+"""The identity_mappings experiments, one module each; ``experiment.py`` registers them."""
