@@ -295,16 +295,17 @@ def fmt_runtime(seconds: float) -> str:
 
 def busy_note(results: dict[str, Any]) -> str:
     """``" (busy: load L on C CPUs)"`` when other jobs loaded the machine during the run,
-    else "". The run's own load is its processes times their threads; the 15-minute load
-    average at the end stands for the whole run, beyond that by more than one is busy."""
+    else "". The run's own load is its processes times their threads; the 5-minute load
+    average at the end stands for the run (the 15-minute one would still count jobs that
+    ended before the run began), beyond the run's own by more than one is busy."""
     load = results.get("load_avg") or []
     if len(load) < 3:
         return ""
     env = results.get("env", {})
     own = max(1, int(results.get("jobs", 1))) * max(1, int(env.get("threads", 1)))
-    if load[2] <= own + 1:
+    if load[1] <= own + 1:
         return ""
-    return f" (busy: load {load[2]:.1f} on {env.get('cpus', '?')} CPUs)"
+    return f" (busy: load {load[1]:.1f} on {env.get('cpus', '?')} CPUs)"
 
 
 def markdown_table(results: list[dict[str, Any]], *, with_paper: bool = True) -> str:
