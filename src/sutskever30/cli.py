@@ -177,6 +177,9 @@ def build_parser(run_epilog: str = "") -> argparse.ArgumentParser:
     sample.add_argument(
         "--top-p", type=float, default=1.0, help="nucleus: keep this probability mass"
     )
+    sample.add_argument(
+        "--n", type=int, default=1, help="best-of-n: draw n, print the likeliest (if supported)"
+    )
     sample.add_argument("--seed", type=int, default=0, help="sampling seed")
     sample.add_argument("--run", type=Path, default=None, help="run folder (default: newest)")
     sample.add_argument("--out", type=Path, default=Path("runs"), help="where runs are")
@@ -494,8 +497,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
     print(
-        f"fit vs a bare loop, blocks of ≥ {args.steps} steps and ≥ 2 s x {args.repeats} repeats, "
-        f"{torch.get_num_threads()} threads (bar: ratio <= {TAX_BAR})"
+        f"ratio: fit over its own steps' time (a bare loop beside), blocks of ≥ {args.steps} "
+        f"steps and ≥ 2 s x {args.repeats}, {torch.get_num_threads()} threads "
+        f"(bar: ratio <= {TAX_BAR})"
     )
     above = 0
     for paper in papers:

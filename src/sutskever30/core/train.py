@@ -106,9 +106,11 @@ def fit(
     bar = run.progress(steps, f"net {run.nets_started}{of} {key}", initial=start)
     running: float | None = None
     sync = distributed.data_parallel(model, optimizer)
+    model.train()
     try:
         for i in range(start, steps):
-            model.train()
+            if not model.training:  # after evaluate(), or a step that evaluates on its own
+                model.train()
             metrics = step(i)
             loss = float(metrics["loss"])
             if not math.isfinite(loss):
