@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from sutskever30.cli import main
+from sutskever30.data.cifar10 import pad_crop_flip
+from sutskever30.nn.classifier import recalibrate_bn
 from sutskever30.papers.resnet import training
 from sutskever30.papers.resnet.experiment import PAPER, SMOKE, TABLE6_PARAMS_M, DegradationConfig
 from sutskever30.papers.resnet.model import (
@@ -15,7 +17,7 @@ from sutskever30.papers.resnet.model import (
     ResNetConfig,
     count_parameters,
 )
-from sutskever30.papers.resnet.training import augment, load_data, recalibrate_bn, subsets
+from sutskever30.papers.resnet.training import load_data, subsets
 
 from .conftest import has_dataset
 from .scratch import scratch_run
@@ -83,7 +85,7 @@ def test_bad_depth_is_rejected():
 
 def test_augment_is_a_crop_of_the_padded_image_or_its_mirror():
     x = torch.arange(2 * 3 * 32 * 32, dtype=torch.float32).reshape(2, 3, 32, 32)
-    out = augment(x, torch.Generator().manual_seed(0))
+    out = pad_crop_flip(x, torch.Generator().manual_seed(0))
     padded = F.pad(x, (4, 4, 4, 4))
     for b in range(2):
         found = any(
@@ -93,7 +95,7 @@ def test_augment_is_a_crop_of_the_padded_image_or_its_mirror():
             for crop in [padded[b, :, dy : dy + 32, dx : dx + 32]]
         )
         assert found
-    assert torch.equal(out, augment(x, torch.Generator().manual_seed(0)))
+    assert torch.equal(out, pad_crop_flip(x, torch.Generator().manual_seed(0)))
 
 
 def test_bn_recalibration_averages_the_batch_statistics_and_leaves_the_model_alone():
@@ -106,7 +108,7 @@ def test_bn_recalibration_averages_the_batch_statistics_and_leaves_the_model_alo
         bn.running_var.fill_(7.0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     x = torch.randn(3 * 8, 3, 32, 32)
-    net = recalibrate_bn(model, x, 8, 3, torch.device("cpu"))
+    net = recalibrate_bn(model, x, 8, 3)
     assert not net.training
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k

@@ -13,6 +13,8 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from sutskever30.core.errors import DataCorruptError
@@ -152,3 +154,19 @@ def load_cifar10(split: str) -> tuple[np.ndarray, np.ndarray]:
             f"cifar10-official-{split}", lambda: read_archive(source, split), sources=[source]
         )
     return arrays["x"], arrays["y"]
+
+
+def pad_crop_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """The CIFAR-10 augmentation of He et al. 2015 (Sec. 4.2): 4-pixel zero pad, a random
+    32×32 crop, a random horizontal flip. x: (B, 3, 32, 32); the draws come from ``gen``."""
+    b = x.shape[0]
+    padded = F.pad(x, (4, 4, 4, 4))  # (B, 3, 40, 40)
+    dy = torch.randint(0, 9, (b,), generator=gen)
+    dx = torch.randint(0, 9, (b,), generator=gen)
+    flip = torch.rand(b, generator=gen) < 0.5
+    rows = (dy[:, None] + torch.arange(32))[:, None, :, None]  # (B, 1, 32, 1)
+    cols = (dx[:, None] + torch.arange(32))[:, None, None, :]  # (B, 1, 1, 32)
+    cols = torch.where(flip[:, None, None, None], cols.flip(-1), cols)
+    batch = torch.arange(b)[:, None, None, None]
+    chans = torch.arange(3)[None, :, None, None]
+    return padded[batch, chans, rows, cols]

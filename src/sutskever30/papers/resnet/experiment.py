@@ -19,18 +19,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from sutskever30.core import plots
 from sutskever30.core.bench import BenchCase
 from sutskever30.core.registry import Experiment, Paper
 from sutskever30.core.run import Run
 from sutskever30.core.train import fit
+from sutskever30.nn.classifier import error_rate, recalibrate_bn
 from sutskever30.papers.resnet.model import ResNetConfig, count_parameters
-from sutskever30.papers.resnet.training import error_rate, load_data, recalibrate_bn, trainer
+from sutskever30.papers.resnet.training import load_data, trainer
 
 # Table 6: CIFAR-10 test error (%) of the residual nets, and their parameter counts (M).
 TABLE6_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
 TABLE6_PARAMS_M = {20: 0.27, 32: 0.46, 44: 0.66, 56: 0.85, 110: 1.7, 1202: 19.4}
+CL = torch.channels_last  # the networks train in this layout (training.trainer)
 
 
 @dataclass(frozen=True)
@@ -81,10 +84,12 @@ def train_net(run: Run, cfg: DegradationConfig, depth: int, residual: bool, data
         net = model
         if cfg.bn_recal_batches:
             x_cal = data["train"][0]
-            net = recalibrate_bn(model, x_cal, cfg.batch_size, cfg.bn_recal_batches, run.device)
-        out = {"test_err": error_rate(net, *data["test"])}
+            net = recalibrate_bn(
+                model, x_cal, cfg.batch_size, cfg.bn_recal_batches, memory_format=CL
+            )
+        out = {"test_err": error_rate(net, *data["test"], memory_format=CL)}
         if cfg.val_size:
-            out["val_err"] = error_rate(net, *data["val"])
+            out["val_err"] = error_rate(net, *data["val"], memory_format=CL)
         return out
 
     history = fit(

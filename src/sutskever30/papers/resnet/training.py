@@ -3,36 +3,19 @@ paper's augmentation, one SGD step, and evaluation with recomputed BatchNorm sta
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from sutskever30.core.run import Run
 from sutskever30.core.train import batch_indices, step_generator
-from sutskever30.data.cifar10 import load_cifar10
+from sutskever30.data.cifar10 import load_cifar10, pad_crop_flip
 from sutskever30.papers.resnet.model import CifarResNet, ResNetConfig
 
 if TYPE_CHECKING:
     from sutskever30.papers.resnet.experiment import DegradationConfig
-
-
-def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """4-pixel zero pad, random 32×32 crop, random horizontal flip. x: (B, 3, 32, 32)."""
-    b = x.shape[0]
-    padded = F.pad(x, (4, 4, 4, 4))  # (B, 3, 40, 40)
-    dy = torch.randint(0, 9, (b,), generator=gen)
-    dx = torch.randint(0, 9, (b,), generator=gen)
-    flip = torch.rand(b, generator=gen) < 0.5
-    rows = (dy[:, None] + torch.arange(32))[:, None, :, None]  # (B, 1, 32, 1)
-    cols = (dx[:, None] + torch.arange(32))[:, None, None, :]  # (B, 1, 1, 32)
-    cols = torch.where(flip[:, None, None, None], cols.flip(-1), cols)
-    batch = torch.arange(b)[:, None, None, None]
-    chans = torch.arange(3)[None, :, None, None]
-    return padded[batch, chans, rows, cols]
 
 
 def load_data(cfg: DegradationConfig) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -68,36 +51,6 @@ def _images(x: np.ndarray, idx: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(x[idx.numpy()]).permute(0, 3, 1, 2).float().div_(255)
 
 
-@torch.no_grad()
-def recalibrate_bn(
-    model: nn.Module, x: torch.Tensor, batch_size: int, batches: int, device: torch.device
-) -> nn.Module:
-    """A copy of ``model`` whose BatchNorm running mean and variance are recomputed as the
-    plain average of the batch statistics of ``batches`` training minibatches (train-mode
-    forward, no augmentation). The model itself is left as it is."""
-    net = copy.deepcopy(model)
-    for m in net.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over the batches below
-    net.train()
-    for b in range(batches):
-        xb = x[b * batch_size : (b + 1) * batch_size]
-        net(xb.to(device, memory_format=torch.channels_last))
-    return net.eval()
-
-
-@torch.no_grad()
-def error_rate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bs: int = 500) -> float:
-    model.eval()
-    wrong = 0
-    device = next(model.parameters()).device
-    for i in range(0, len(x), bs):
-        xb = x[i : i + bs].to(device, memory_format=torch.channels_last)
-        wrong += (model(xb).argmax(1).cpu() != y[i : i + bs]).sum().item()
-    return wrong / len(x)
-
-
 def trainer(run: Run, cfg: DegradationConfig, depth: int, residual: bool, data):
     """The network, its SGD optimizer and schedule, and ``step(i)``: one update on the i-th
     augmented minibatch (what ``fit`` runs and ``s30 bench`` times)."""
@@ -122,7 +75,7 @@ def trainer(run: Run, cfg: DegradationConfig, depth: int, residual: bool, data):
         idx = batch_indices(len(x_train), cfg.batch_size, i, run.seed)
         xb, yb = x_train[idx], y_train[idx]
         if cfg.augment:
-            xb = augment(xb, step_generator(run.seed, i))
+            xb = pad_crop_flip(xb, step_generator(run.seed, i))
         xb = xb.to(run.device, memory_format=torch.channels_last)
         yb = yb.to(run.device)
         logits = model(xb)

@@ -1,14 +1,11 @@
 """What both identity_mappings experiments share: CIFAR-10 as the paper feeds it (per-pixel
-mean subtracted, Sec. 4 of ResNet), its augmentation, and evaluation."""
+mean subtracted, Sec. 4 of ResNet). Its augmentation is ``data.cifar10.pad_crop_flip``, the
+evaluation ``nn.classifier``, as in ``resnet``."""
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from sutskever30.data.cifar10 import load_cifar10
 
@@ -36,47 +33,3 @@ def cifar(
         "test": (x_test[:test_size], y_test[:test_size]),
     }
     return {k: (_images(im) - mean, torch.from_numpy(lab)) for k, (im, lab) in split.items()}
-
-
-def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """4-pixel zero pad, random 32×32 crop, random horizontal flip. x: (B, 3, 32, 32)."""
-    b = x.shape[0]
-    padded = F.pad(x, (4, 4, 4, 4))  # (B, 3, 40, 40)
-    dy = torch.randint(0, 9, (b,), generator=gen)
-    dx = torch.randint(0, 9, (b,), generator=gen)
-    flip = torch.rand(b, generator=gen) < 0.5
-    rows = (dy[:, None] + torch.arange(32))[:, None, :, None]  # (B, 1, 32, 1)
-    cols = (dx[:, None] + torch.arange(32))[:, None, None, :]  # (B, 1, 1, 32)
-    cols = torch.where(flip[:, None, None, None], cols.flip(-1), cols)
-    return padded[
-        torch.arange(b)[:, None, None, None], torch.arange(3)[None, :, None, None], rows, cols
-    ]
-
-
-@torch.no_grad()
-def recalibrated(model: nn.Module, x: torch.Tensor, batch_size: int, batches: int) -> nn.Module:
-    """A copy of ``model`` in eval mode whose BatchNorm statistics are the plain average of
-    ``batches`` training minibatches' statistics (after a short run the running averages
-    lag the weights); ``batches`` = 0 keeps the running averages."""
-    net = copy.deepcopy(model)
-    if batches:
-        for m in net.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.reset_running_stats()
-                m.momentum = None  # cumulative average
-        net.train()
-        device = next(net.parameters()).device
-        for b in range(batches):
-            net(x[b * batch_size : (b + 1) * batch_size].to(device))
-    return net.eval()
-
-
-@torch.no_grad()
-def error_rate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bs: int = 500) -> float:
-    model.eval()
-    device = next(model.parameters()).device
-    wrong = sum(
-        (model(x[i : i + bs].to(device)).argmax(1).cpu() != y[i : i + bs]).sum().item()
-        for i in range(0, len(x), bs)
-    )
-    return wrong / len(x)

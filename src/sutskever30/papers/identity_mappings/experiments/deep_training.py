@@ -28,12 +28,9 @@ from sutskever30.core.errors import DivergenceError
 from sutskever30.core.registry import Experiment
 from sutskever30.core.run import Run
 from sutskever30.core.train import batch_indices, fit, step_generator
-from sutskever30.papers.identity_mappings.experiments.common import (
-    augment,
-    cifar,
-    error_rate,
-    recalibrated,
-)
+from sutskever30.data.cifar10 import pad_crop_flip
+from sutskever30.nn.classifier import error_rate, recalibrate_bn
+from sutskever30.papers.identity_mappings.experiments.common import cifar
 from sutskever30.papers.identity_mappings.model import (
     VARIANTS,
     CifarResNet,
@@ -131,7 +128,7 @@ def trainer(run: Run, cfg: TrainingConfig, depth: int, arm: str, data):
         idx = batch_indices(len(x_train), cfg.batch_size, i, run.seed)
         xb, yb = x_train[idx], y_train[idx]
         if cfg.augment:
-            xb = augment(xb, step_generator(run.seed, i))
+            xb = pad_crop_flip(xb, step_generator(run.seed, i))
         xb = xb.to(run.device, memory_format=torch.channels_last)
         yb = yb.to(run.device)
         logits = model(xb)
@@ -155,7 +152,7 @@ def train_net(run: Run, cfg: TrainingConfig, depth: int, arm: str, data) -> dict
         return out
 
     def evaluate(_: int) -> dict[str, float]:
-        net = recalibrated(model, data["train"][0], cfg.batch_size, cfg.bn_recal_batches)
+        net = recalibrate_bn(model, data["train"][0], cfg.batch_size, cfg.bn_recal_batches)
         out = {"test_err": error_rate(net, *data["test"])}
         if cfg.val_size:
             out["val_err"] = error_rate(net, *data["val"])
