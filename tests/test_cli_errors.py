@@ -176,6 +176,15 @@ def test_sample_length_is_bounded():
     assert_one_line_error(s30("sample", "char_rnn", "--length", "1000000000"), 2, "--length")
 
 
+@pytest.mark.parametrize("n", ["0", "1000"])
+def test_best_of_n_is_bounded(n):
+    assert_one_line_error(s30("sample", "char_rnn", "--n", n), 2, "--n")
+
+
+def test_char_rnn_says_it_does_not_do_best_of_n():
+    assert_one_line_error(s30("sample", "char_rnn", "--n", "4"), 2, "best-of-n")
+
+
 def test_junk_wav_says_why(tmp_path):
     from sutskever30.core.errors import DataCorruptError
     from sutskever30.data.fsdd import read_wav

@@ -37,6 +37,7 @@ class Experiment:
     quick_seeds: int = 1
 
 
+MAX_BEST_OF = 64  # best-of-n candidates per ``s30 sample``
 MAX_SAMPLE_LENGTH = 100_000  # per ``s30 sample`` command: ~1 min on one core for char_rnn
 
 
@@ -50,6 +51,8 @@ def check_sample_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--top-p must be in (0, 1], got {args.top_p}")
     if args.top_k < 0:
         raise UsageError(f"--top-k must be >= 0, got {args.top_k}")
+    if not 1 <= getattr(args, "n", 1) <= MAX_BEST_OF:
+        raise UsageError(f"--n must be in [1, {MAX_BEST_OF}], got {args.n}")
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sutskever30.nn import sampling
+
 State = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -130,20 +132,6 @@ def stream_loss(model: CharRNN, x: torch.Tensor, y: torch.Tensor, chunk: int) ->
     return total / y.numel()
 
 
-def filter_logits(logits: torch.Tensor, *, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
-    """Keep the k most likely characters (top_k > 0) and/or the smallest set whose probability
-    reaches top_p; the rest get −inf. logits: (V,)."""
-    if top_k > 0:
-        kth = torch.topk(logits, min(top_k, logits.numel())).values[-1]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True)
-        cum = sorted_logits.softmax(-1).cumsum(-1)
-        drop = cum - sorted_logits.softmax(-1) >= top_p  # mass before this one already ≥ p
-        logits = logits.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))
-    return logits
-
-
 def generate(
     model: CharRNN,
     prompt: list[int],
@@ -165,18 +153,20 @@ def generate(
         raise ValueError("the prompt must contain at least one character")
 
     @torch.no_grad()
-    def draw() -> Iterator[int]:
+    def stream() -> Iterator[int]:
         model.eval()
         logits, state = model(torch.tensor([prompt]))
         y = logits[0, -1]  # (V,)
         while True:
-            scaled = filter_logits(y.double() / temperature, top_k=top_k, top_p=top_p)
-            c = int(torch.multinomial(scaled.softmax(-1), 1, generator=generator))
+            token = sampling.draw(
+                y, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
+            )
+            c = int(token)
             yield c
             logits, state = model(torch.tensor([[c]]), state)
             y = logits[0, -1]
 
-    return draw()
+    return stream()
 
 
 def sample(model: CharRNN, prompt: list[int], length: int, **kwargs) -> list[int]:

@@ -59,6 +59,8 @@ def sample_command(args: argparse.Namespace) -> Iterator[str]:
     check_sample_args(args)
     if not args.prompt:
         raise UsageError("--prompt must contain at least one character")
+    if getattr(args, "n", 1) != 1:
+        raise UsageError("char_rnn streams one sample: --n (best-of-n) is not supported")
     state = load_checkpoint(find_checkpoint(args.run, args.out))
     vocab = Vocab(state["vocab"])
     missing = sorted({c for c in args.prompt if c not in vocab.index})
