@@ -97,6 +97,28 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert steps == list(range(12)), "metrics.jsonl must hold each step once after a resume"
 
 
+def test_every_record_before_a_checkpoint_is_on_disk_when_it_is_written(tmp_path, monkeypatch):
+    """Metrics are written in batches; a checkpoint at step k finds steps 0 … k − 1 in
+    metrics.jsonl (a crash after it loses only records --resume logs again)."""
+    from sutskever30.core import run as run_module
+    from sutskever30.core.run import Run
+
+    monkeypatch.setattr(run_module, "LOG_FLUSH_S", 1e9)  # never by the clock alone
+    seen = []
+    saved = Run.save
+
+    def save(self, key, state):
+        lines = (self.dir / "metrics.jsonl").read_text().splitlines()
+        seen.append((state["step"], [json.loads(line)["step"] for line in lines]))
+        return saved(self, key, state)
+
+    monkeypatch.setattr(Run, "save", save)
+    train(make_run(tmp_path, cfg=_cfg()))
+    assert [at for at, _ in seen] == [3, 6, 9, 12]
+    for at, steps in seen:
+        assert steps == list(range(at)), at
+
+
 def test_resume_refuses_other_config(tmp_path):
     from dataclasses import replace
 

@@ -36,6 +36,8 @@ from sutskever30.core.env import environment, machine_load, seed_everything
 from sutskever30.core.errors import CheckpointError, UsageError
 from sutskever30.core.results import aggregate_results, holds, parse_rule, summary_markdown
 
+LOG_FLUSH_S = 1.0  # metrics records wait at most this long before they are written
+
 
 def _jsonable(value: Any) -> Any:
     """Numbers from numpy/torch as plain Python; non-finite floats as strings JSON can hold."""
@@ -98,6 +100,8 @@ class Run:
     _start: float = field(default_factory=time.time)
     _elapsed_before: float = 0.0
     _env: dict[str, Any] = field(default_factory=dict)  # taken when the run starts
+    _pending: list[str] = field(default_factory=list)  # metrics records not yet written
+    _flushed_at: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
         # the code that runs is the code at the start: a commit made while it trains is not
@@ -105,14 +109,27 @@ class Run:
 
     # -- logging ---------------------------------------------------------------------------
     def log(self, record: dict[str, Any]) -> None:
-        """Append one record (a logged step of one model) to ``metrics.jsonl`` (rank 0)."""
+        """Append one record (a logged step of one model) to ``metrics.jsonl`` (rank 0).
+        Records are written in batches, at most ``LOG_FLUSH_S`` apart, and always before a
+        checkpoint, when ``fit`` ends and when the run finishes (:meth:`flush_metrics`): a
+        record lost in a crash is after the last checkpoint, and ``--resume`` logs it again."""
         if not distributed.is_main():
             return
-        with (self.dir / "metrics.jsonl").open("a") as fh:
-            fh.write(json.dumps(_jsonable(record)) + "\n")
+        self._pending.append(json.dumps(_jsonable(record)) + "\n")
+        if time.monotonic() - self._flushed_at >= LOG_FLUSH_S:
+            self.flush_metrics()
+
+    def flush_metrics(self) -> None:
+        """Write the records :meth:`log` holds to ``metrics.jsonl``."""
+        if self._pending:
+            with (self.dir / "metrics.jsonl").open("a") as fh:
+                fh.write("".join(self._pending))
+            self._pending.clear()
+        self._flushed_at = time.monotonic()
 
     def truncate_metrics(self, key: str, last_step: int) -> None:
         """Drop records of ``key`` logged after ``last_step`` (the resumed checkpoint)."""
+        self.flush_metrics()
         path = self.dir / "metrics.jsonl"
         if not distributed.is_main() or not path.exists():
             return
@@ -218,6 +235,7 @@ class Run:
         """Write this seed's results.json and summary.md (rank 0 only); return the results."""
         results = self.results()
         if distributed.is_main():
+            self.flush_metrics()
             write_results(self.dir, results)
         return results
 

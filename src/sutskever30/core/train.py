@@ -88,6 +88,7 @@ def fit(
         run.info(f"{key}: no checkpoint of it in this run yet; training from step 0")
 
     def save(done: bool, at: int) -> None:
+        run.flush_metrics()  # the log holds every record up to the checkpoint
         run.save(
             key,
             {
@@ -141,6 +142,7 @@ def fit(
                 save(False, i + 1)
     finally:
         bar.close()
+        run.flush_metrics()
         if sync is not None:
             sync.remove()
     save(True, steps)
