@@ -1,0 +1,2 @@
+"""The GPipe experiments, one module each: gradient equality, the bubble, activation memory,
+and the two-process pipeline."""

@@ -1,0 +1,1 @@
+"""gpt2_sampling: Language Models are Unsupervised Multitask Learners (GPT-2)."""

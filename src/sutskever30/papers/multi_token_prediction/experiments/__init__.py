@@ -1,0 +1,1 @@
+"""One module per experiment of ``multi_token_prediction``."""
