@@ -265,6 +265,6 @@ EXPERIMENT = Experiment(
     description="sequential head backward: same gradients, lower peak memory vs n and V",
     presets={"smoke": SMOKE, "quick": QUICK, "full": FULL},
     run=run_memory,
-    quick_minutes=0.2,
+    quick_minutes=0.1,
     datasets=("python_source",),
 )

@@ -140,6 +140,6 @@ EXPERIMENT = Experiment(
     description="next-token loss of n=1 vs n=4 training at two model sizes (Fig. 3)",
     presets={"smoke": SMOKE, "quick": QUICK, "full": FULL},
     run=run_sizes,
-    quick_minutes=4.2,
+    quick_minutes=1.5,
     datasets=("python_source",),
 )
