@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from sutskever30.core.bench import BenchCase, measure
+from sutskever30.core.bench import BenchCase, bench_experiment, measure
 from sutskever30.core.run import open_run
 
 
@@ -112,3 +112,16 @@ def _flagging(fn, flag):
             flag[0] = False
 
     return wrapped
+
+
+def test_every_bench_gets_a_run_of_the_experiment_it_was_written_for():
+    """A bench reading ``run.cfg`` must get its own experiment's quick config, not the
+    paper's first experiment's (multi_token_prediction's bench is the second's)."""
+    from sutskever30.core.registry import all_papers
+
+    chosen = {p.slug: bench_experiment(p).name for p in all_papers() if p.bench}
+    assert chosen["multi_token_prediction"] == "speculative"
+    assert chosen["resnet"] == "degradation"
+    for paper in all_papers():
+        if paper.bench and paper.bench.__module__.endswith(".experiment"):
+            assert bench_experiment(paper) is paper.experiments[0]

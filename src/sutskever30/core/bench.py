@@ -172,6 +172,15 @@ def measure(
     )
 
 
+def bench_experiment(paper):
+    """The experiment whose quick-preset Run ``paper.bench`` is given: the one whose ``run``
+    is defined in the bench's own module (one module per experiment), else the first."""
+    for exp in paper.experiments:
+        if exp.run.__module__ == paper.bench.__module__:
+            return exp
+    return paper.experiments[0]
+
+
 def bench_paper(
     paper, *, steps: int = 40, repeats: int = 5, quiet: bool = True
 ) -> list[BenchResult]:
@@ -181,7 +190,7 @@ def bench_paper(
 
     if paper.bench is None:
         return []
-    exp = paper.experiments[0]
+    exp = bench_experiment(paper)
     device = select_device("auto")
     peak = matmul_peak_gflops()
     with tempfile.TemporaryDirectory(prefix="s30-bench-") as tmp:

@@ -66,7 +66,8 @@ class Paper:
     # ``s30 sample <slug>``: takes the parsed CLI arguments (checked by
     # :func:`check_sample_args`), returns the text to print or an iterator of its pieces.
     sample: Callable[[argparse.Namespace], str | Iterator[str]] | None = None
-    # ``s30 bench <slug>``: given a scratch Run of the first experiment at the quick preset,
+    # ``s30 bench <slug>``: given a scratch Run at the quick preset of the experiment defined
+    # in the same module (the first experiment otherwise; ``core.bench.bench_experiment``),
     # returns the BenchCases (model, optimizer, the experiment's own step) to time.
     bench: Callable[[Run], list[BenchCase]] | None = None
 
