@@ -4,7 +4,6 @@ streamed CLI sample against one-shot decoding), `s30 sample`'s errors, the quick
 
 import argparse
 import dataclasses
-import itertools
 import json
 import math
 
@@ -28,11 +27,9 @@ from sutskever30.papers.gpt2_sampling.model import (
     UNICORN_PROMPT,
     CharVocab,
     Sampler,
-    adamw,
     continue_text,
+    shifted_windows,
     split_loss,
-    warmup_cosine,
-    windows,
 )
 from sutskever30.papers.gpt2_sampling.sample import CHECKPOINT, sample_command
 
@@ -63,19 +60,11 @@ def tiny_gpt(context: int = 16, vocab_size: int = len(VOCAB.chars)) -> GPT:
 def test_windows_are_one_gather_of_shifted_slices():
     data = torch.arange(100) * 3
     starts = torch.tensor([0, 7, 90])
-    x, y = windows(data, starts, 9)
+    x, y = shifted_windows(data, starts, 9)
     assert x.shape == y.shape == (3, 9)
     for row, s in enumerate(starts.tolist()):
         assert torch.equal(x[row], data[s : s + 9])
         assert torch.equal(y[row], data[s + 1 : s + 10])
-
-
-def test_warmup_cosine_schedule():
-    f = [warmup_cosine(s, steps=110, warmup=10, min_frac=0.1) for s in range(110)]
-    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
-    assert all(a >= b for a, b in itertools.pairwise(f[10:]))  # cosine never rises
-    assert f[60] == pytest.approx(0.55)  # halfway: (1 + min) / 2
-    assert warmup_cosine(110, steps=110, warmup=10, min_frac=0.1) == pytest.approx(0.1)
 
 
 def test_split_loss_scores_every_character_of_consecutive_windows():
@@ -88,18 +77,6 @@ def test_split_loss_scores_every_character_of_consecutive_windows():
             for k in range(0, 72, 8)
         ]
     assert got == pytest.approx(float(sum(per_char)) / 72, rel=1e-5)
-
-
-def test_adamw_decays_matrices_only_and_holds_the_tied_head_once():
-    model = tiny_gpt()
-    opt = adamw(model, lr=1e-3, weight_decay=0.1, betas=(0.9, 0.99))
-    decay, no_decay = opt.param_groups
-    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
-    assert all(p.dim() == 2 for p in decay["params"])
-    assert all(p.dim() == 1 for p in no_decay["params"])
-    held = [id(p) for g in opt.param_groups for p in g["params"]]
-    assert len(held) == len(set(held)) == len(list(model.parameters()))
-    assert any(p is model.embed.wte.weight for p in decay["params"])
 
 
 def test_config_rejects_meaningless_values():
@@ -144,14 +121,14 @@ def test_training_step_is_seeded_by_step_and_same_for_every_size(tmp_path):
     vocab, train, _ = load_text(cfg)
     run = argparse.Namespace(seed=3, device=torch.device("cpu"))
     seen = []
-    real_windows = windows
+    real_windows = shifted_windows
 
     def spy(data, starts, context):
         seen.append(starts.clone())
         return real_windows(data, starts, context)
 
     mp = pytest.MonkeyPatch()
-    mp.setattr("sutskever30.papers.gpt2_sampling.experiment.windows", spy)
+    mp.setattr("sutskever30.papers.gpt2_sampling.experiment.shifted_windows", spy)
     try:
         _, _, _, step_small = trainer(run, cfg, 0, train, len(vocab))
         big, _, _, step_big = trainer(run, cfg, 2, train, len(vocab))

@@ -35,7 +35,6 @@ from sutskever30.papers.multi_token_prediction.training import (
     TrainConfig,
     batches,
     trainer,
-    windows,
 )
 
 from .scratch import scratch_run
@@ -263,8 +262,6 @@ def test_models_with_different_n_see_the_same_bytes():
     }
     assert seen[1].shape == (3, 17) and seen[4].shape == (3, 20)
     torch.testing.assert_close(seen[1], seen[4][:, :17])
-    starts = torch.tensor([0, 5])
-    assert windows(text, starts, 3).tolist() == [text[0:3].tolist(), text[5:8].tolist()]
 
 
 def test_training_step_lowers_the_loss_on_real_code(tmp_path):

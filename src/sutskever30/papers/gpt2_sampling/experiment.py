@@ -27,16 +27,15 @@ from sutskever30.core.run import Run
 from sutskever30.core.train import fit, step_generator
 from sutskever30.data.text import load_tiny_shakespeare
 from sutskever30.nn.gpt import GPT, GPTConfig
+from sutskever30.nn.lm import adamw, warmup_cosine
 from sutskever30.papers.gpt2_sampling.model import (
     SAMPLERS,
     UNICORN_PROMPT,
     CharVocab,
-    adamw,
     continue_text,
     lm_loss,
+    shifted_windows,
     split_loss,
-    warmup_cosine,
-    windows,
 )
 from sutskever30.papers.gpt2_sampling.sample import CHECKPOINT, sample_command
 
@@ -133,7 +132,7 @@ def trainer(run: Run, cfg: ShakespeareConfig, i: int, train: torch.Tensor, vocab
         starts = torch.randint(
             0, last_start + 1, (cfg.batch_size,), generator=step_generator(run.seed, s)
         )
-        x, y = windows(train, starts, cfg.context)  # (B, T) each
+        x, y = shifted_windows(train, starts, cfg.context)  # (B, T) each
         loss = lm_loss(model, x.to(run.device), y.to(run.device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -149,7 +148,7 @@ def train_size(run: Run, cfg: ShakespeareConfig, i: int, train, val, vocab_size:
     the validation-curve evaluations inside it), loss on the whole scored split, history."""
     model, opt, sched, step = trainer(run, cfg, i, train, vocab_size)
     starts = torch.linspace(0, len(val) - cfg.context - 1, cfg.curve_windows).long()
-    xv, yv = windows(val, starts, cfg.context)
+    xv, yv = shifted_windows(val, starts, cfg.context)
     eval_s = [0.0]
 
     def evaluate(_: int) -> dict[str, float]:
@@ -353,7 +352,7 @@ EXPERIMENTS = (
         "unicorn-prompt samples: greedy, τ 0.8, top-k 10, top-p 0.9, best-of-4",
         presets={"smoke": SMOKE, "quick": QUICK, "full": FULL},
         run=run_shakespeare,
-        quick_minutes=4.5,  # estimated for the idle machine from loaded runs; lead re-times
+        quick_minutes=4.4,
         datasets=("tinyshakespeare",),
     ),
 )

@@ -34,13 +34,13 @@ Deviations from the paper:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from sutskever30.nn.gpt import GPT
+from sutskever30.nn.lm import windows
 from sutskever30.nn.sampling import best_of
 
 # The prompt of GPT-2's most quoted sample (the blog post, "the model's 10th try").
@@ -82,10 +82,11 @@ class CharVocab:
 # -- training -------------------------------------------------------------------------------
 
 
-def windows(data: torch.Tensor, starts: torch.Tensor, context: int):
+def shifted_windows(data: torch.Tensor, starts: torch.Tensor, context: int):
     """Inputs and next-character targets of the windows starting at ``starts`` (B,): one
-    gather from the int64 text (N,). Returns x, y, each (B, context), y = x shifted by one."""
-    chunk = data[starts[:, None] + torch.arange(context + 1)]  # (B, context + 1)
+    gather of ``context`` + 1 characters from the int64 text (N,). Returns x, y, each
+    (B, context), y = x shifted by one."""
+    chunk = windows(data, starts, context + 1)  # (B, context + 1)
     return chunk[:, :-1], chunk[:, 1:]
 
 
@@ -93,28 +94,6 @@ def lm_loss(model: GPT, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy (nats per character) of x (B, T) against y (B, T)."""
     logits = model(x)  # (B, T, V)
     return F.cross_entropy(logits.flatten(0, 1), y.flatten())
-
-
-def warmup_cosine(step: int, *, steps: int, warmup: int, min_frac: float) -> float:
-    """The learning-rate multiplier at ``step``: linear warmup over ``warmup`` steps, then a
-    cosine from 1 down to ``min_frac`` at the last step (nanoGPT's schedule)."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(steps - warmup, 1)
-    return min_frac + (1 - min_frac) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-
-def adamw(
-    model: GPT, *, lr: float, weight_decay: float, betas: tuple[float, float]
-) -> torch.optim.AdamW:
-    """AdamW with weight decay on the weight matrices and embeddings only (not on biases and
-    layer norms), fused into one kernel per step where PyTorch has it."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=True)
 
 
 @torch.no_grad()

@@ -6,8 +6,8 @@ Used by the ``speculative`` and ``sizes`` experiments and by ``s30 bench``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -15,6 +15,7 @@ import torch
 from sutskever30.core.run import Run
 from sutskever30.core.train import fit, step_generator
 from sutskever30.data.python_source import VOCAB_SIZE, load_python_source
+from sutskever30.nn.lm import adamw, warmup_cosine, windows
 from sutskever30.papers.multi_token_prediction.model import (
     MTPConfig,
     MultiTokenGPT,
@@ -53,11 +54,6 @@ class TrainConfig:
 def load_corpus() -> dict[str, torch.Tensor]:
     """{train, val, test}: the corpus's bytes as int64 token tensors (vocabulary 256)."""
     return {k: torch.from_numpy(v.astype(np.int64)) for k, v in load_python_source().items()}
-
-
-def windows(data: torch.Tensor, starts: torch.Tensor, length: int) -> torch.Tensor:
-    """Consecutive tokens data[s : s + length] for every start s: (len(starts), length)."""
-    return data[starts[:, None] + torch.arange(length)]
 
 
 def train_window(data: torch.Tensor, seed: int, step: int, batch: int, length: int):
@@ -116,24 +112,10 @@ def trainer(
     batches of :func:`batches`."""
     torch.manual_seed(seed)
     model = MultiTokenGPT(model_cfg).to(run.device)
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=cfg.lr,
-        betas=(0.9, 0.95),
+    opt = adamw(model, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
+    schedule = partial(
+        warmup_cosine, steps=cfg.steps, warmup=cfg.warmup, min_frac=cfg.final_lr_fraction
     )
-
-    def schedule(i: int) -> float:
-        if i < cfg.warmup:
-            return (i + 1) / cfg.warmup
-        progress = (i - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-        cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-        return cfg.final_lr_fraction + (1 - cfg.final_lr_fraction) * cosine
-
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     batch = batches(model_cfg, cfg, train, seed, lookahead)
 

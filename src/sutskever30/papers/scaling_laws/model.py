@@ -78,15 +78,6 @@ def kaplan_lr(n: int) -> float:
     return 0.003239 - 0.0001395 * math.log(n)
 
 
-def lr_multiplier(step: int, *, steps: int, warmup: int) -> float:
-    """Linear warmup over ``warmup`` steps, then cosine decay to zero at ``steps`` (App. D.1:
-    3000 warmup steps, cosine decay to zero)."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, steps - warmup)
-    return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-
 def counted_flops_per_token(cfg: GPTConfig, batch: int = 2) -> float:
     """Floating-point operations of one training step (forward and backward) per token, as
     ``torch.utils.flop_counter`` counts them, the tied head left out (Kaplan leave the

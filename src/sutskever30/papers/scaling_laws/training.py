@@ -15,7 +15,8 @@ from sutskever30.core.run import Run
 from sutskever30.core.train import batch_indices, fit
 from sutskever30.data.python_source import VOCAB_SIZE, load_python_source
 from sutskever30.nn.gpt import GPT
-from sutskever30.papers.scaling_laws.model import kaplan_lr, lr_multiplier
+from sutskever30.nn.lm import warmup_cosine
+from sutskever30.papers.scaling_laws.model import kaplan_lr
 
 if TYPE_CHECKING:
     from sutskever30.papers.scaling_laws.experiment import SweepConfig
@@ -71,7 +72,8 @@ def trainer(run: Run, cfg: SweepConfig, n_layer: int, corpus: dict[str, torch.Te
     lr = cfg.lr_scale * kaplan_lr(gpt_cfg.non_embedding_params)
     opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.95))
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_multiplier(s, steps=cfg.steps, warmup=cfg.warmup)
+        opt,
+        lambda s: warmup_cosine(s, steps=cfg.steps, warmup=cfg.warmup),  # cosine to 0
     )
     evals = set(cfg.eval_steps())
     val = corpus["val"].to(run.device)
