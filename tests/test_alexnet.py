@@ -353,6 +353,30 @@ def test_trailing_mean():
     assert x == [2, 3, 4] and y == [0.5, 0.5, 1.0]
 
 
+def test_fig1_net_init_is_cuda_convnets():
+    torch.manual_seed(0)
+    net = Fig1Net(config=Fig1Config(widths=(32, 32, 64)))
+    layers = (net.conv1, net.conv2, net.conv3, net.fc)
+    for layer, std in zip(layers, (0.0255, 0.01, 0.01, 0.01), strict=True):
+        assert abs(layer.weight.std().item() / std - 1) < 0.05
+        assert abs(layer.weight.mean().item()) < 0.1 * std
+        assert torch.equal(layer.bias, torch.zeros_like(layer.bias))
+
+
+def test_regime_counts_epochs_and_keeps_censored_runs_empty():
+    cfg = relu_tanh.ReluTanhConfig(train_size=1_000, batch_size=128, eval_size=10)
+    found = {
+        "relu": {"best": 21, "best_lr": 0.03, "runs": {0.03: {"heldout_err": 0.4}}},
+        "tanh": {"best": None, "best_lr": None, "runs": {0.1: {"heldout_err": None}}},
+    }
+    assert relu_tanh.regime(cfg, found) == {
+        "relu_epochs": 3.0,  # 7 full batches of 128 per epoch of 1,000 images
+        "relu_heldout_err": 0.4,
+        "tanh_epochs": None,
+        "tanh_heldout_err": None,
+    }
+
+
 def test_fig1_net_shapes_and_activation():
     x = torch.randn(2, 3, 32, 32)
     for activation in ("relu", "tanh"):
@@ -408,8 +432,9 @@ def test_quick_claims_hold(tmp_path, experiment):
 @pytest.mark.skipif(not has_dataset("cifar10"), reason="CIFAR-10 not found")
 @pytest.mark.xfail(
     strict=True,
-    reason="at the quick scale (1,000 images, half-width layers) tanh reaches 25% training "
-    "error first; README: What the quick run shows",
+    reason="at the quick scale (7,500 images, a cap of 700 iterations) neither activation "
+    "reaches 25% training error, so ReLU is censored, and tanh's error is the lower one "
+    "(as with the first design, 1,000 images); README: What the quick run shows",
 )
 def test_quick_relu_faster(tmp_path):
     (claim,) = _quick(tmp_path, "relu_vs_tanh")

@@ -48,7 +48,9 @@ Deviations from the paper:
   the outputs by 0.5 at test time; the two agree in expectation and at test time.
 - The CIFAR-sized variant (``cifar_config``) and the Fig. 1 four-layer network are our
   scaled-down stand-ins for the experiments; their sizes and initialization are stated in
-  the README (the paper does not give the Fig. 1 network's). The CIFAR-sized variant is
+  the README. The paper does not give the Fig. 1 network: ours takes the layer pattern and
+  the per-layer initialization (``FIG1_INIT_STD``) of cuda-convnet's CIFAR-10 layer file
+  with four weight layers, without its response normalization. The CIFAR-sized variant is
   initialized He normal with zero biases: its layers are 4–40× narrower than the paper's,
   and N(0, 0.01) through eight of them shrinks the input's signal ~10⁶-fold, while bias 1
   on top of a fan-in-scaled init makes the activations grow layer by layer.
@@ -287,6 +289,12 @@ def count_neurons(config: AlexNetConfig) -> int:
 
 # -- the Fig. 1 network ---------------------------------------------------------------------
 
+# σ of the N(0, σ²) weights of conv1, conv2, conv3 and the softmax layer in cuda-convnet's
+# CIFAR-10 layer file with four weight layers (layers-18pct.cfg, ``initW``). Its inputs are
+# 0–255 pixels minus the mean image; ours are [0, 1] pixels minus the mean, so conv1's σ of
+# 1e-4 becomes 255 × 1e-4 (the same first-layer responses at initialization).
+FIG1_INIT_STD = (255 * 1e-4, 0.01, 0.01, 0.01)
+
 
 @dataclass(frozen=True)
 class Fig1Config:
@@ -298,19 +306,23 @@ class Fig1Config:
     widths: tuple[int, int, int] = (32, 32, 64)
     activation: str = "relu"
     num_classes: int = 10
+    init_std: tuple[float, float, float, float] = FIG1_INIT_STD  # conv1, conv2, conv3, fc
 
     def __post_init__(self) -> None:
         if len(self.widths) != 3 or min(self.widths) < 1:
             raise ValueError("widths: three positive conv widths")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}")
+        if len(self.init_std) != 4 or min(self.init_std) <= 0:
+            raise ValueError("init_std: four positive standard deviations")
 
 
 class Fig1Net(nn.Module):
     """32×32×3 → conv 5×5 → pool 16×16 → conv 5×5 → pool 8×8 → conv 5×5 → pool 4×4 → fc.
 
-    Weights are LeCun normal (std 1/√fan-in, the classic initialization for tanh units),
-    biases 0, the same for both activations: the paper does not state Fig. 1's."""
+    Weights N(0, σ²) with each layer's σ from ``config.init_std`` (by default cuda-convnet's,
+    ``FIG1_INIT_STD``), biases 0, the same for both activations: the paper does not state
+    Fig. 1's."""
 
     def __init__(self, *, config: Fig1Config = Fig1Config()) -> None:
         super().__init__()
@@ -322,8 +334,9 @@ class Fig1Net(nn.Module):
         self.fc = nn.Linear(w3 * 4 * 4, config.num_classes)
         self.act = ACTIVATIONS[config.activation]
         with torch.no_grad():
-            for layer in (self.conv1, self.conv2, self.conv3, self.fc):
-                layer.weight.normal_(0.0, 1.0 / math.sqrt(layer.weight[0].numel()))
+            layers = (self.conv1, self.conv2, self.conv3, self.fc)
+            for layer, std in zip(layers, config.init_std, strict=True):
+                layer.weight.normal_(0.0, std)
                 layer.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
