@@ -398,6 +398,7 @@ FULL = TranslateConfig(
     beam=10,
 )
 
+
 def bench(run: Run) -> list[BenchCase]:
     """Each arm's training step at the run's preset: a teacher-forced batch of pairs,
     backward, clip, Adam (what ``fit`` runs)."""
