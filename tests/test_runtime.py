@@ -3,6 +3,12 @@ checkpoint, checkpoints are atomic and corrupt ones are clear errors, results fo
 schema."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -178,3 +184,55 @@ def test_batch_indices_cover_each_epoch_once():
     assert sorted(seen.tolist()) == list(range(10))
     assert not torch.equal(batch_indices(10, 5, 0, 1), batch_indices(10, 5, 2, 1))
     assert torch.equal(batch_indices(10, 5, 3, 1), batch_indices(10, 5, 3, 1))
+
+
+PARENT = """
+import multiprocessing, os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from sutskever30.core.run import _exit_with_parent
+
+if __name__ == "__main__":
+    watch = sys.argv[1] == "watch"
+    pool = ProcessPoolExecutor(
+        1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_exit_with_parent if watch else None,
+        initargs=(os.getpid(),) if watch else (),
+    )
+    print(pool.submit(os.getpid).result(), flush=True)
+    pool.submit(time.sleep, 60)
+    time.sleep(60)
+"""
+
+
+def _alive(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "\nState:\tZ" not in status.read_text()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc")
+@pytest.mark.parametrize("mode", ["watch", "plain"])
+def test_side_by_side_seeds_end_when_their_parent_is_killed(tmp_path, mode):
+    """``--jobs`` workers watch the process that started them: killing it (SIGKILL, no
+    cleanup) ends them within seconds instead of leaving orphans training on. Without the
+    watch (``plain``) the orphan lives on, which shows that the test can fail."""
+    script = tmp_path / "parent.py"
+    script.write_text(PARENT)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    worker = int(proc.stdout.readline())
+    proc.kill()
+    proc.wait()
+    proc.stdout.close()
+    deadline = time.time() + 8
+    while _alive(worker) and time.time() < deadline:
+        time.sleep(0.2)
+    try:
+        assert _alive(worker) == (mode == "plain")
+    finally:
+        if _alive(worker):
+            os.kill(worker, signal.SIGKILL)

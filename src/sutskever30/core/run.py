@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -405,6 +407,18 @@ def open_run(
     )
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer for seeds side by side: end this worker once the process that
+    started it is gone (killed, say), instead of training on unseen as an orphan."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _run_one_seed(
     seed_dir: Path,
     seed: int,
@@ -489,7 +503,12 @@ def run_experiment(
             f"side, {threads} thread(s) each, in {run_dir}"
         )
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        with ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=context,
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
+        ) as pool:
             futures = {
                 pool.submit(_run_one_seed, seed_dir, seed, threads, **common): seed
                 for _, seed, seed_dir in todo
