@@ -12,7 +12,8 @@ Sinusoidal positional encodings, §3.5:
 
     PE(pos, 2i) = sin(pos / 10000^(2i / d_model)),  PE(pos, 2i+1) = cos(pos / 10000^(2i / d_model))
 
-Additive attention: Bahdanau, Cho, Bengio 2014, "Neural Machine Translation by Jointly
+Additive attention (and, its energies taken as logits over the inputs, a pointer network's
+output): Bahdanau, Cho, Bengio 2014, "Neural Machine Translation by Jointly
 Learning to Align and Translate", arXiv:1409.0473, §3.1 and Appendix A.1.2:
 
     e_ij = vᵀ tanh(W s_{i−1} + U h_j),  α_ij = exp(e_ij) / Σ_k exp(e_ik),  c_i = Σ_j α_ij h_j
@@ -197,12 +198,25 @@ class AdditiveAttention(nn.Module):
         (B, T, key_dim); ``mask`` (B, T), ``True`` at real (non-padding) source positions;
         ``projected_keys``: :meth:`project_keys` of h, if already computed. Returns the
         context c_i (B, key_dim) and the weights α_i (B, T), zero at padding."""
+        alpha = self.scores(s, h, mask=mask, projected_keys=projected_keys).softmax(dim=-1)
+        return (alpha[:, :, None] * h).sum(dim=1), alpha  # (B, key_dim), (B, T)
+
+    def scores(
+        self,
+        s: torch.Tensor,
+        h: torch.Tensor,
+        *,
+        mask: torch.Tensor | None = None,
+        projected_keys: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The energies e_i (B, T) before the softmax, −inf at padding. A pointer network
+        (Vinyals et al. 2015, eq. 3: u_j = vᵀ tanh(W1 e_j + W2 d_i)) takes these as its
+        output logits over the input positions: W2 is ``W``, W1 is ``U``."""
         uh = self.project_keys(h) if projected_keys is None else projected_keys
         e = self.v(torch.tanh(self.W(s)[:, None, :] + uh)).squeeze(-1)  # (B, T)
         if mask is not None:
             e = e.masked_fill(~mask, float("-inf"))
-        alpha = e.softmax(dim=-1)  # (B, T)
-        return (alpha[:, :, None] * h).sum(dim=1), alpha
+        return e
 
 
 def sinusoidal_positions(length: int, d_model: int) -> torch.Tensor:
