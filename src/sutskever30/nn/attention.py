@@ -100,6 +100,14 @@ class AttentionCache:
         self.k, self.v = k, v
         return k, v
 
+    def truncate(self, length: int) -> None:
+        """Forget every position from ``length`` on (a speculative decoder's rejected
+        draft tokens)."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"cannot truncate a cache of {self.length} positions to {length}")
+        if self.k is not None:
+            self.k, self.v = self.k[:, :, :length], self.v[:, :, :length]
+
     def reorder(self, index: torch.Tensor) -> None:
         """Keep rows ``index`` (N,) of the batch, in that order (repeats allowed)."""
         if self.k is not None:

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sutskever30.nn.attention import AttentionCache
 from sutskever30.nn.sampling import draw
 
 
@@ -73,33 +74,29 @@ class GPTConfig:
 
 
 class KVCache:
-    """The keys and values of every layer for the tokens decoded so far: per layer
-    (B, n_head, T, d_head). ``length`` is T, the position of the next token."""
+    """The keys and values of every layer for the tokens decoded so far: one
+    :class:`~sutskever30.nn.attention.AttentionCache` per layer, (B, n_head, T, d_head)
+    each. ``length`` is T, the position of the next token."""
 
     def __init__(self, n_layer: int) -> None:
-        self.keys: list[torch.Tensor | None] = [None] * n_layer
-        self.values: list[torch.Tensor | None] = [None] * n_layer
+        self.layers = [AttentionCache() for _ in range(n_layer)]
 
     @property
     def length(self) -> int:
-        k = self.keys[0]
-        return 0 if k is None else k.shape[2]
+        return self.layers[0].length
 
     def truncate(self, length: int) -> None:
-        """Forget every token from position ``length`` on (rejected draft tokens)."""
+        """Forget every token from position ``length`` on (rejected draft tokens). Layers
+        that hold nothing (a model may leave some to caches of its own) stay empty."""
         if not 0 <= length <= self.length:
             raise ValueError(f"cannot truncate a cache of {self.length} tokens to {length}")
-        for i, (k, v) in enumerate(zip(self.keys, self.values, strict=True)):
-            if k is not None:
-                self.keys[i], self.values[i] = k[:, :, :length], v[:, :, :length]
+        for cache in self.layers:
+            if cache.length:
+                cache.truncate(length)
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor):
         """Store this layer's new keys/values (B, H, T_new, d_head); return all of them."""
-        if self.keys[layer] is not None:
-            k = torch.cat([self.keys[layer], k], dim=2)
-            v = torch.cat([self.values[layer], v], dim=2)
-        self.keys[layer], self.values[layer] = k, v
-        return k, v
+        return self.layers[layer].append(k, v)
 
 
 class CausalSelfAttention(nn.Module):
