@@ -170,7 +170,13 @@ def build_parser(run_epilog: str = "") -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     sample.add_argument("paper", help="a paper with a sampler, e.g. char_rnn")
-    sample.add_argument("--prompt", default="\n", help="text the sample continues")
+    sample.add_argument(
+        "--prompt",
+        "--text",
+        dest="prompt",
+        default="\n",
+        help="text the sample continues (transformer: the German sentence to translate)",
+    )
     sample.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (> 0)")
     sample.add_argument("--length", type=int, default=500, help="characters or tokens to generate")
     sample.add_argument("--top-k", type=int, default=0, help="keep the k likeliest (0: all)")

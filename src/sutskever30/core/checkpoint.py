@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from sutskever30.core.errors import CheckpointError
+from sutskever30.core.errors import CheckpointError, UsageError
 
 
 def _umask() -> int:
@@ -66,3 +66,22 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     except Exception as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"cannot read checkpoint {path}: {first}") from None
+
+
+def finished_run_checkpoint(slug: str, name: str, run_dir: Path | None, out: Path) -> Path:
+    """The checkpoint ``name`` that ``s30 sample <slug>`` reads: ``run_dir/name`` (or
+    ``run_dir`` itself if it is a file) when a run folder is given, else the newest one
+    under ``out/<slug>`` whose run (or seed) finished, i.e. wrote its results.json. A missing
+    one is a UsageError that says how to train one."""
+    if run_dir is not None:
+        path = run_dir / name if run_dir.is_dir() else run_dir
+        if not path.is_file():
+            raise UsageError(f"no {slug} checkpoint at {path}")
+        return path
+    finished = [p for p in (out / slug).glob(f"**/{name}") if (p.parent / "results.json").is_file()]
+    if not finished:
+        raise UsageError(
+            f"no finished {slug} run with a checkpoint under {out / slug}; train one with "
+            f"`s30 run {slug}` or pass --run <run folder>"
+        )
+    return max(finished, key=lambda p: (p.parent / "results.json").stat().st_mtime)

@@ -172,3 +172,44 @@ def _offer(best: list[Hypothesis | None], i: int, hyp: Hypothesis) -> None:
     cur = best[i]
     if cur is None or hyp.score > cur.score:
         best[i] = hyp
+
+
+@torch.no_grad()
+def search_sentences(
+    start: Callable[[torch.Tensor, torch.Tensor], Any],
+    step: Step,
+    sources: list[list[int]],
+    *,
+    pad: int,
+    bos: int,
+    eos: int,
+    beam_size: int = 1,
+    alpha: float = 0.6,
+    device: torch.device | str = "cpu",
+) -> list[list[int]]:
+    """Decode every source (token ids) and return the output ids of each, in the order given.
+
+    Sources are sorted by length and decoded in batches of similar length (256 sentences
+    for greedy search, 64 for beam search); ``start(src (B, T) padded with ``pad``, lengths
+    (B,))`` returns the decoder state of a batch. Greedy search for ``beam_size`` 1, else
+    beam search with length penalty ``alpha``; outputs may run to 2·|source| + 10 tokens."""
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    out: list[list[int]] = [[] for _ in sources]
+    size = 256 if beam_size == 1 else 64
+    for first in range(0, len(order), size):
+        rows = order[first : first + size]
+        lens = torch.tensor([len(sources[i]) for i in rows])
+        src = torch.full((len(rows), int(lens.max())), pad)
+        for r, i in enumerate(rows):
+            src[r, : len(sources[i])] = torch.tensor(sources[i])
+        state = start(src.to(device), lens.to(device))
+        common = dict(
+            batch_size=len(rows), bos=bos, eos=eos, max_len=2 * int(lens.max()) + 10, device=device
+        )
+        if beam_size == 1:
+            hyps = greedy_search(step, state, **common)
+        else:
+            hyps = beam_search(step, state, beam_size=beam_size, alpha=alpha, **common)
+        for i, hyp in zip(rows, hyps, strict=True):
+            out[i] = hyp.tokens
+    return out
