@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from sutskever30.nn.attention import AttentionCache, MultiHeadAttention, PositionalEncoding
-from sutskever30.nn.search import beam_search, greedy_search, length_penalty
+from sutskever30.nn.search import beam_search, greedy_search, length_penalty, search_sentences
 
 EOS, BOS, A, B = 0, 1, 2, 3
 ENDS = (0.97, 0.015, 0.015)  # weights of (EOS, A, B) after a prefix a table does not list
@@ -178,3 +178,26 @@ def test_bad_arguments_fail_clearly():
         )
     with pytest.raises(ValueError, match="max_len"):
         greedy_search(table_step(TABLES), start(1), batch_size=1, bos=BOS, eos=EOS, max_len=0)
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_search_sentences_returns_each_sources_output_in_the_given_order(beam_size):
+    """A model that copies its source then ends: every output is its own source, whatever
+    the batching by length (sources longer and shorter interleaved)."""
+    pad, bos, eos, vocab = 0, 1, 2, 9
+    sources = [[3, 4, 5, 6], [7], [8, 3, 4], [5, 5], [6, 7, 8, 3, 4, 5]]
+
+    def start(src, lengths):
+        return {"src": src, "len": lengths, "t": torch.zeros(len(src), dtype=torch.long)}
+
+    def step(tokens, state):
+        t, rows = state["t"], torch.arange(len(tokens))
+        want = torch.where(
+            t < state["len"], state["src"][rows, t.clamp(max=state["src"].shape[1] - 1)], eos
+        )
+        log_probs = torch.full((len(tokens), vocab), -9.0)
+        log_probs[rows, want] = 0.0
+        return log_probs.log_softmax(-1), {**state, "t": t + 1}
+
+    out = search_sentences(start, step, sources, pad=pad, bos=bos, eos=eos, beam_size=beam_size)
+    assert out == sources
