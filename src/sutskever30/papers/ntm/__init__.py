@@ -1,0 +1,1 @@
+"""ntm: Neural Turing Machines."""
