@@ -1,0 +1,1 @@
+"""The order_matters experiments, one module each; ``experiment.py`` registers them."""
