@@ -1,0 +1,1 @@
+"""relation_networks: A simple neural network module for relational reasoning."""
