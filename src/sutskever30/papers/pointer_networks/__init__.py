@@ -1,0 +1,1 @@
+"""Pointer Networks (Vinyals, Fortunato, Jaitly 2015): attention over the input as output."""

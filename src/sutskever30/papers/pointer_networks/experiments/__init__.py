@@ -1,0 +1,1 @@
+"""The pointer_networks experiments, one module each; ``experiment.py`` registers them."""
