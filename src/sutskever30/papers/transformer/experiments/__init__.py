@@ -1,0 +1,1 @@
+"""The Transformer paper's experiments, one module each."""
