@@ -328,7 +328,7 @@ EXPERIMENTS = (
         "by length 1–40, memory read/write weightings",
         presets={"smoke": SMOKE, "quick": QUICK, "full": FULL},
         run=run_copy,
-        quick_minutes=3.5,  # estimated idle (README: Runtime); 22.3 min under load 10-15
+        quick_minutes=3.0,
         quick_seeds=3,
     ),
 )

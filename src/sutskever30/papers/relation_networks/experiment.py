@@ -377,7 +377,7 @@ EXPERIMENTS = (
         "relational and non-relational questions and by question type",
         presets={"smoke": SMOKE, "quick": QUICK, "full": FULL},
         run=run_sort_of_clevr,
-        quick_minutes=5.0,
+        quick_minutes=3.2,
         quick_seeds=1,
     ),
 )

@@ -310,7 +310,7 @@ EXPERIMENTS = (
         "accuracy over training, the memory's attention on an example",
         presets={"smoke": SMOKE, "quick": QUICK, "full": FULL},
         run=run_nth_farthest,
-        quick_minutes=3.0,
+        quick_minutes=1.4,
         quick_seeds=3,
     ),
 )

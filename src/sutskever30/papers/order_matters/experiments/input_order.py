@@ -140,6 +140,6 @@ EXPERIMENT = Experiment(
     "read-process-write scored on both orders",
     presets={"smoke": ORDER_SMOKE, "quick": ORDER_QUICK, "full": ORDER_FULL},
     run=run_input_order,
-    quick_minutes=1.5,  # estimated for the idle machine from CPU time (README)
+    quick_minutes=1.3,
     quick_seeds=3,
 )

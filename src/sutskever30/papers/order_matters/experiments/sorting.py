@@ -212,6 +212,6 @@ EXPERIMENT = Experiment(
     "steps P (and the Ptr-Net); permutation invariance of the process block",
     presets={"smoke": SORT_SMOKE, "quick": SORT_QUICK, "full": SORT_FULL},
     run=run_sorting,
-    quick_minutes=4.5,  # estimated for the idle machine from CPU time (README)
+    quick_minutes=3.6,
     quick_seeds=3,
 )

@@ -158,5 +158,5 @@ EXPERIMENT = Experiment(
     "generalization curve to n = 20, 50",
     presets={"smoke": HULL_SMOKE, "quick": HULL_QUICK, "full": HULL_FULL},
     run=run_hull,
-    quick_minutes=5.0,
+    quick_minutes=1.9,
 )

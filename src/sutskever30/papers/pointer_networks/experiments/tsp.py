@@ -140,5 +140,5 @@ EXPERIMENT = Experiment(
     description="TSP on n = 5-10 points: tour length against the Held–Karp optimum",
     presets={"smoke": TSP_SMOKE, "quick": TSP_QUICK, "full": TSP_FULL},
     run=run_tsp,
-    quick_minutes=4.0,
+    quick_minutes=1.3,
 )

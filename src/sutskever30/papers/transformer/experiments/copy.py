@@ -74,6 +74,6 @@ EXPERIMENT = Experiment(
     "copied exactly by greedy decoding with a KV cache",
     presets={"smoke": SMOKE, "quick": QUICK, "full": FULL},
     run=run_copy,
-    quick_minutes=0.5,
+    quick_minutes=1.8,
     quick_seeds=3,
 )
