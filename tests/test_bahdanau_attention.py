@@ -37,7 +37,7 @@ from sutskever30.papers.bahdanau_attention.model import (
 )
 
 from .conftest import has_dataset
-from .scratch import scratch_run
+from .scratch import bench_cases_that_train
 
 needs_multi30k = pytest.mark.skipif(not has_dataset("multi30k"), reason="Multi30k not present")
 N = 6  # GRU state size of the tiny models
@@ -313,16 +313,9 @@ def test_a_few_steps_lower_the_loss_on_multi30k_batches():
 
 @needs_multi30k
 def test_bench_times_each_arms_own_training_step(tmp_path):
-    exp = PAPER.experiment("translate")
-    run = scratch_run(tmp_path, PAPER.slug, exp.name, exp.presets["smoke"])
-    cases = PAPER.bench(run)
+    cases = bench_cases_that_train(tmp_path, PAPER, "translate")
     assert [c.name for c in cases] == list(ARMS)
-    for case in cases:
-        assert case.examples_per_step == SMOKE.batch_size
-        before = [p.detach().clone() for p in case.model.parameters()]
-        assert case.step(0)["loss"] > 0
-        after = list(case.model.parameters())
-        assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    assert all(case.examples_per_step == SMOKE.batch_size for case in cases)
 
 
 @needs_multi30k

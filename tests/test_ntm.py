@@ -37,7 +37,7 @@ from sutskever30.papers.ntm.model import (
     write,
 )
 
-from .scratch import scratch_run
+from .scratch import bench_cases_that_train
 
 B, N, M = 3, 7, 5
 
@@ -255,16 +255,8 @@ def test_smoke_writes_results_and_plots(tmp_path):
 
 
 def test_bench_times_each_arms_own_training_step(tmp_path):
-    exp = PAPER.experiment("copy")
-    run = scratch_run(tmp_path, PAPER.slug, exp.name, exp.presets["smoke"])
-    cases = PAPER.bench(run)
+    cases = bench_cases_that_train(tmp_path, PAPER, "copy")
     assert [c.name for c in cases] == list(ARMS)
-    for case in cases:
-        before = [p.detach().clone() for p in case.model.parameters()]
-        assert case.step(0)["loss"] > 0
-        assert any(
-            not torch.equal(a, b) for a, b in zip(before, case.model.parameters(), strict=True)
-        )
 
 
 @pytest.mark.slow

@@ -39,7 +39,7 @@ from sutskever30.papers.order_matters.model import (
     pointer_loss,
 )
 
-from .scratch import scratch_run
+from .scratch import bench_cases_that_train
 
 
 def tiny(cls=ReadProcessWrite, **kw) -> torch.nn.Module:
@@ -282,16 +282,8 @@ def test_configs_reject_meaningless_values():
 
 
 def test_bench_times_each_sorting_arms_own_step(tmp_path):
-    exp = PAPER.experiment("sorting")
-    run = scratch_run(tmp_path, PAPER.slug, exp.name, exp.presets["smoke"])
-    cases = PAPER.bench(run)
+    cases = bench_cases_that_train(tmp_path, PAPER, "sorting")
     assert [c.name for c in cases] == ["n5_P0", "n5_P1", "n5_P5", "n5_ptrnet"]
-    for case in cases:
-        before = [p.detach().clone() for p in case.model.parameters()]
-        assert case.step(0)["loss"] > 0
-        assert any(
-            not torch.equal(a, b) for a, b in zip(before, case.model.parameters(), strict=True)
-        )
 
 
 KNOWN_FAILING = {"process_steps_help_n5"}  # does not hold at quick (README: What is weak)

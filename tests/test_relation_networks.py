@@ -50,7 +50,7 @@ from sutskever30.papers.relation_networks.model import (
     objects_from_features,
 )
 
-from .scratch import scratch_run
+from .scratch import bench_cases_that_train
 
 SIZE, R = 40, 4
 SHAPE_NAMES = ("square", "circle")
@@ -364,16 +364,8 @@ def test_config_rejects_meaningless_values():
 
 
 def test_bench_times_each_arms_training_step(tmp_path):
-    exp = PAPER.experiment("sort_of_clevr")
-    run = scratch_run(tmp_path, PAPER.slug, exp.name, exp.presets["smoke"])
-    cases = PAPER.bench(run)
+    cases = bench_cases_that_train(tmp_path, PAPER, "sort_of_clevr")
     assert [c.name for c in cases] == list(ARMS)
-    for case in cases:
-        before = [p.detach().clone() for p in case.model.parameters()]
-        assert case.step(0)["loss"] > 0
-        assert any(
-            not torch.equal(a, b) for a, b in zip(before, case.model.parameters(), strict=True)
-        )
 
 
 def test_smoke_run_writes_results(tmp_path):

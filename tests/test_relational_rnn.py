@@ -31,7 +31,7 @@ from sutskever30.papers.relational_rnn.model import (
     SequenceClassifier,
 )
 
-from .scratch import scratch_run
+from .scratch import bench_cases_that_train
 
 IN = 7  # input size of the tiny cores
 
@@ -235,15 +235,8 @@ def test_config_rejects_meaningless_values():
 
 
 def test_bench_times_each_arms_own_training_step(tmp_path):
-    exp = PAPER.experiment("nth_farthest")
-    run = scratch_run(tmp_path, PAPER.slug, exp.name, exp.presets["smoke"])
-    cases = PAPER.bench(run)
+    cases = bench_cases_that_train(tmp_path, PAPER, "nth_farthest")
     assert [c.name for c in cases] == list(ARMS)
-    for case in cases:
-        before = [p.detach().clone() for p in case.model.parameters()]
-        assert case.step(0)["loss"] > 0
-        after = list(case.model.parameters())
-        assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
 
 
 class ClaimNotHolding(AssertionError):
