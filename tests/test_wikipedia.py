@@ -167,3 +167,17 @@ def test_real_shard_passages_and_held_out_questions():
     assert len(test) > 200
     assert all(passages[q.pid].title not in train_titles for q in test)
     assert all(q.answer in passages[q.pid].text and q.answer not in q.text for q in test)
+
+
+@pytest.mark.parametrize(
+    ("reply", "question"),
+    [
+        ("What is the answer to this question: Who wrote the Iliad?", "Who wrote the Iliad?"),
+        ("When did the war end in Europe?\nIt ended in 1945.", "When did the war end in Europe?"),
+        ("What is the answer to this question?", None),  # no question left
+        ("The passage is about a war in Europe.", None),
+        ("Why?", None),
+    ],
+)
+def test_generated_replies_are_cleaned_to_one_question(reply, question):
+    assert wq.clean_question(reply) == question

@@ -53,12 +53,15 @@ def _tree(folder: Path | str, prefix: str = "") -> Iterator[tuple[str, os.stat_r
                 yield f"{prefix}{entry.name}", entry.stat()
 
 
-def _cached(name: str, suffix: str, build, *, sources, save, load):
-    """Load ``<cache>/<name>.<fingerprint of sources><suffix>``, or ``build()`` it and save it
-    first (written to a temporary file, then renamed). Cache files of ``name`` with another
-    fingerprint are deleted; an unreadable cache file is rebuilt."""
+def _cached(name: str, suffix: str, build, *, sources, save, load, salt: str = ""):
+    """Load ``<cache>/<name>.<fingerprint of sources and salt><suffix>``, or ``build()`` it
+    and save it first (written to a temporary file, then renamed). Cache files of ``name``
+    with another fingerprint are deleted; an unreadable cache file is rebuilt."""
     folder = cache_dir()
-    path = folder / f"{name}.{fingerprint(sources)}{suffix}"
+    key = fingerprint(sources)
+    if salt:
+        key = hashlib.sha256(f"{key}\n{salt}".encode()).hexdigest()[:16]
+    path = folder / f"{name}.{key}{suffix}"
     own = re.compile(rf"{re.escape(name)}(\.[0-9a-f]{{16}})?{re.escape(suffix)}")
     for stale in folder.iterdir():
         if stale != path and own.fullmatch(stale.name):
@@ -93,12 +96,20 @@ def cached_arrays(name: str, build: Callable[[], Arrays], *, sources: Iterable[P
     return _cached(name, ".npz", build, sources=sources, save=save, load=load)
 
 
-def cached_json(name: str, build: Callable[[], object], *, sources: Iterable[Path]):
-    """As :func:`cached_arrays`, for a JSON value (``<cache>/<name>.<fingerprint>.json``)."""
+def cached_json(name: str, build: Callable[[], object], *, sources: Iterable[Path], salt: str = ""):
+    """As :func:`cached_arrays`, for a JSON value (``<cache>/<name>.<fingerprint>.json``).
+    ``salt`` joins the fingerprint: what else the value depends on (a format version, the
+    inputs' own digest)."""
 
     def save(tmp: str, value: object) -> None:
         Path(tmp).write_text(json.dumps(value))
 
     return _cached(
-        name, ".json", build, sources=sources, save=save, load=lambda p: json.loads(p.read_text())
+        name,
+        ".json",
+        build,
+        sources=sources,
+        save=save,
+        load=lambda p: json.loads(p.read_text()),
+        salt=salt,
     )

@@ -105,3 +105,80 @@ def cloze_queries(passages: Iterable[Passage], *, seed: int) -> list[Query]:
         cloze = _YEAR.sub(BLANK, sentence)
         queries.append(Query(f"{p.title}: {cloze}", p.pid, answer=year))
     return queries
+
+
+QG_VERSION = 1  # part of the cache key: bump it when the prompt or decoding changes
+MIN_QUESTION_WORDS = 5
+_RESTATED = re.compile(r"^(what is the answer to (this|the following) question\s*[:?]\s*)+", re.I)
+QG_INSTRUCTION = (
+    "Write one question that is answered by the passage below. "
+    "Reply with the question only.\n\nPassage: "
+)
+
+
+def generated_questions(
+    passages: list[Passage], *, batch_size: int = 32, bf16: bool = True, progress=None
+) -> list[Query]:
+    """One question per passage written by SmolLM2-135M-Instruct (greedy, at most 40
+    tokens), cleaned by :func:`clean_question`; passages whose reply is no question get
+    none. Cached by the passages' text and the model file: later runs read them back."""
+    import hashlib
+
+    from sutskever30.data.cache import cached_json
+    from sutskever30.nn.llama import find_gguf
+
+    digest = hashlib.sha256(
+        "\n".join(f"{p.pid}\t{p.title}\t{p.text}" for p in passages).encode()
+    ).hexdigest()
+    rows = cached_json(
+        f"wiki-questions-{len(passages)}",
+        lambda: _write_questions(passages, batch_size=batch_size, bf16=bf16, progress=progress),
+        sources=[find_gguf()],
+        salt=f"v{QG_VERSION} {digest}",
+    )
+    return [Query(text, pid) for pid, text in rows]
+
+
+def clean_question(reply: str) -> str | None:
+    """The question of a generated reply, or None: its first line, without the small
+    model's habit of restating the task ("What is the answer to this question: …"); kept
+    when it ends with "?" and has at least ``MIN_QUESTION_WORDS`` words."""
+    lines = reply.strip().splitlines()
+    question = _RESTATED.sub("", lines[0]).strip() if lines else ""
+    if not question.endswith("?") or len(question.split()) < MIN_QUESTION_WORDS:
+        return None
+    return question
+
+
+def _write_questions(passages, *, batch_size: int, bf16: bool, progress) -> list[list]:
+    import contextlib
+
+    import torch
+
+    from sutskever30.nn.llama import generate, load_gguf
+
+    model, tok = load_gguf()
+    prompts = [
+        tok.encode(tok.chat([{"role": "user", "content": f"{QG_INSTRUCTION}{p.title}: {p.text}"}]))
+        for p in passages
+    ]
+    order = sorted(range(len(passages)), key=lambda i: len(prompts[i]))
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    rows = []
+    with autocast:
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            gen = generate(
+                model,
+                [prompts[i] for i in batch],
+                max_new_tokens=40,
+                stop_ids=tok.stop_ids(),
+                pad_id=tok.pad_id,
+            )
+            for i, tokens in zip(batch, gen.tokens, strict=True):
+                question = clean_question(tok.decode(tokens))
+                if question is not None:
+                    rows.append([passages[i].pid, question])
+            if progress is not None:
+                progress.update(len(batch))
+    return sorted(rows)

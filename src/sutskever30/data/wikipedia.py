@@ -156,9 +156,10 @@ def load_passages(path: Path | None = None) -> list[Passage]:
     if not path.is_file():
         raise DataMissingError(f"no Wikipedia dump at {path}; {WIKIPEDIA.how}")
     rows = cached_json(
-        f"wikipedia-passages-v{EXTRACTION_VERSION}-{path.name}",
+        f"wikipedia-passages-{path.name}",
         lambda: [asdict(p) for p in build_passages(path)],
         sources=[path],
+        salt=f"extraction v{EXTRACTION_VERSION}",
     )
     return [Passage(**row) for row in rows]
 
