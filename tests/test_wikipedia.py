@@ -172,7 +172,10 @@ def test_real_shard_passages_and_held_out_questions():
 @pytest.mark.parametrize(
     ("reply", "question"),
     [
-        ("What is the answer to this question: Who wrote the Iliad?", "Who wrote the Iliad?"),
+        (
+            "What is the answer to this question: Who wrote the Iliad poem?",
+            "Who wrote the Iliad poem?",
+        ),
         ("When did the war end in Europe?\nIt ended in 1945.", "When did the war end in Europe?"),
         ("What is the answer to this question?", None),  # no question left
         ("The passage is about a war in Europe.", None),
