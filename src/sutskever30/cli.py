@@ -186,6 +186,11 @@ def build_parser(run_epilog: str = "") -> argparse.ArgumentParser:
     sample.add_argument(
         "--n", type=int, default=1, help="best-of-n: draw n, print the likeliest (if supported)"
     )
+    sample.add_argument(
+        "--model",
+        default=None,
+        help="zephyr: teacher (default) | dsft | ddpo | dpo_only, a trained student",
+    )
     sample.add_argument("--seed", type=int, default=0, help="sampling seed")
     sample.add_argument("--run", type=Path, default=None, help="run folder (default: newest)")
     sample.add_argument("--out", type=Path, default=Path("runs"), help="where runs are")
