@@ -475,7 +475,7 @@ EXPERIMENT = Experiment(
     "(VADER judge), dDPO vs dSFT and vs DPO without dSFT: judge win rate and KL",
     presets={"smoke": SMOKE, "quick": QUICK, "full": FULL},
     run=run_zephyr,
-    quick_minutes=17.7,  # 3 seeds side by side on the busy shared machine (README)
+    quick_minutes=7.0,  # 3 seeds side by side, idle machine (README: Runtime)
     datasets=("multi30k",),
     quick_seeds=3,
 )
