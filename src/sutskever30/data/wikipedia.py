@@ -33,7 +33,7 @@ from sutskever30.data.cache import cached_json
 from sutskever30.data.registry import Dataset, register
 
 DUMPS_URL = "https://dumps.wikimedia.org/enwiki/latest/"
-SAMPLE = "enwiki-sample-pages-articles.xml.bz2"
+FIRST_SHARD = "enwiki-latest-pages-articles1.xml-p1p41242.bz2"  # ~270 MB of ~20 GB
 PASSAGE_WORDS = 100
 EXTRACTION_VERSION = 4  # part of the cache key: bump it when plain_text changes
 MIN_LINE_WORDS = 8
@@ -175,14 +175,13 @@ WIKIPEDIA = register(
     Dataset(
         name="wikipedia",
         description="a MediaWiki pages-articles dump (English Wikipedia), 100-word passages",
-        url=None,
-        filename=None,
-        md5=None,
+        url=DUMPS_URL + FIRST_SHARD,
+        filename=f"wikipedia/{FIRST_SHARD}",
+        md5=None,  # dumps are rewritten monthly: no fixed checksum
         locate=_locate,
         hint=(
-            "put any pages-articles .xml.bz2 dump in <data>/wikipedia/, e.g. "
-            f"{DUMPS_URL}enwiki-latest-pages-articles1.xml-p1p41242.bz2 "
-            "(dumps change monthly: no fixed checksum)"
+            f"run `s30 data fetch wikipedia` (the first shard, {DUMPS_URL}{FIRST_SHARD}) "
+            "or put any pages-articles .xml.bz2 dump in <data>/wikipedia/"
         ),
         check=check,
     )
