@@ -32,7 +32,7 @@ Deviations from the paper:
 - Retriever: initialized from all-MiniLM-L6-v2 (``dpr``'s initialization), not from DPR
   trained on Natural Questions.
 - Task: cloze questions about years built from held-out Wikipedia articles, not Natural
-  Questions; top-k = 4 (the paper: 5 or 10); RAG-Sequence decodes greedily per passage (the
+  Questions; top-k = 3 (the paper: 5 or 10); RAG-Sequence decodes greedily per passage (the
   paper: beam search per passage).
 """
 
