@@ -205,7 +205,7 @@ def test_hot_swap_replaces_rows_and_answers_follow(models):
     assert "1901" in rag.tokenizer.decode(prompt)
 
 
-# did not hold on the test articles at quick (46% of 41 edited questions followed; rule > 50%)
+# did not hold on the test articles at quick (21 of 42 edited questions followed; rule > 50%)
 KNOWN_FAILING = {"hot_swap_updates_answers"}
 
 
